@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// Runs the TypeScript sources directly through tsx, so the same entry point serves `npm start`,
+// the Docker image and cluster workers (which re-run this file).
+import { register } from "tsx/esm/api";
+
+register();
+await import("../services/cli.ts");

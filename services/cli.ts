@@ -1,0 +1,43 @@
+import cluster from "node:cluster";
+import { runClusterPrimary } from "./cluster/primary.js";
+import { loadConfigOrExit, runGateway } from "./gateway/main.js";
+
+const USAGE = `usage: switchboard <command>
+
+commands:
+  gateway     run one gateway process (config from environment variables, see docs/OPERATIONS.md)
+  cluster     run a primary and WORKERS gateway workers on one port (the embedded default)
+  help        show this text
+`;
+
+async function main(argv: string[]): Promise<void> {
+  if (cluster.isWorker) {
+    await runGateway(loadConfigOrExit(process.env), { clusterWorker: true });
+    return;
+  }
+  const [command] = argv;
+  switch (command) {
+    case "gateway":
+      await runGateway(loadConfigOrExit(process.env));
+      return;
+    case "cluster":
+      await runClusterPrimary(loadConfigOrExit(process.env));
+      return;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`switchboard: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      process.exit(64); // EX_USAGE
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(
+    `switchboard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});

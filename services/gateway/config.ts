@@ -1,0 +1,244 @@
+import { availableParallelism, hostname } from "node:os";
+import { z } from "zod";
+
+/**
+ * The gateway's whole configuration, read from environment variables only.
+ * Nothing else in the code base reads `process.env`: pass a `Config` down.
+ */
+
+export const BACKPLANES = [
+  "memory",
+  "cluster",
+  "redis",
+  "redis-sharded",
+  "redis-streams",
+  "amqp",
+] as const;
+export type BackplaneKind = (typeof BACKPLANES)[number];
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const int = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .default(fallback);
+
+const url = (protocols: readonly string[]) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`,
+    )
+    .optional();
+
+const list = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  )
+  .default([]);
+
+const flag = (fallback: "on" | "off") =>
+  z
+    .enum(["on", "off", "true", "false", "1", "0"], { message: "must be on or off" })
+    .transform((value) => value === "on" || value === "true" || value === "1")
+    .default(fallback === "on");
+
+const schema = z
+  .object({
+    PORT: int(0, 65_535, 3000),
+    HOST: z.string().trim().min(1, "must not be empty").default("0.0.0.0"),
+    GATEWAY_ID: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9:_.@/-]{1,100}$/, "must be 1-100 chars of [A-Za-z0-9:_.@/-]")
+      .optional(),
+    BACKPLANE: z
+      .enum(BACKPLANES, { message: `must be one of ${BACKPLANES.join(", ")}` })
+      .default("memory"),
+    REDIS_URL: url(["redis:", "rediss:"]),
+    AMQP_URL: url(["amqp:", "amqps:"]),
+    AMQP_EXCHANGE: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:-]")
+      .default("socket.io"),
+    AMQP_ROOM_ROUTING: flag("on"),
+    CORS_ORIGINS: list,
+    LOG_LEVEL: z
+      .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` })
+      .default("info"),
+    /** Largest Socket.IO packet a client may send; engine.io closes the connection above it. */
+    MAX_PAYLOAD_BYTES: int(1024, 100 * 1024 * 1024, 64 * 1024),
+    /** Largest `data` of one client `publish`, serialized as JSON. */
+    MAX_PUBLISH_BYTES: int(16, 100 * 1024 * 1024, 16 * 1024),
+    MAX_ROOMS_PER_SOCKET: int(1, 100_000, 100),
+    /** Sustained client events per second per socket (token bucket refill). */
+    RATE_LIMIT_PER_SEC: int(1, 1_000_000, 20),
+    /** Token bucket size: how many events a socket may send in a burst. */
+    RATE_LIMIT_BURST: int(1, 1_000_000, 40),
+    /** Protocol violations (bad payloads, rate limit hits, unknown events) before a socket is disconnected. */
+    MAX_STRIKES: int(1, 1_000_000, 20),
+    /** How long /readyz says 503 while the gateway still serves its clients, before it disconnects them. */
+    SHUTDOWN_DRAIN_MS: int(0, 600_000, 1000),
+    /** Hard bound on the whole shutdown; the process exits (code 1) when it is reached. */
+    SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000),
+    WORKERS: int(1, 1024, Math.max(2, availableParallelism())),
+    HEARTBEAT_INTERVAL_MS: int(100, 600_000, 5000),
+    HEARTBEAT_TIMEOUT_MS: int(200, 3_600_000, 10_000),
+    REQUESTS_TIMEOUT_MS: int(100, 600_000, 5000),
+    INGEST: flag("on"),
+    PUBLISH_API_KEYS: list,
+    AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256 key)").optional(),
+    AUTH_JWKS_URL: url(["https:", "http:"]),
+  })
+  .superRefine((env, ctx) => {
+    if (env.BACKPLANE.startsWith("redis") && !env.REDIS_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["REDIS_URL"],
+        message: `is required when BACKPLANE=${env.BACKPLANE}`,
+      });
+    }
+    if (env.BACKPLANE === "amqp" && !env.AMQP_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["AMQP_URL"],
+        message: "is required when BACKPLANE=amqp",
+      });
+    }
+    if (env.HEARTBEAT_TIMEOUT_MS <= env.HEARTBEAT_INTERVAL_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["HEARTBEAT_TIMEOUT_MS"],
+        message: "must be greater than HEARTBEAT_INTERVAL_MS",
+      });
+    }
+    if (env.RATE_LIMIT_BURST < env.RATE_LIMIT_PER_SEC) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["RATE_LIMIT_BURST"],
+        message: "must be at least RATE_LIMIT_PER_SEC",
+      });
+    }
+  });
+
+type Parsed = z.output<typeof schema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  gatewayId: string;
+  backplane: BackplaneKind;
+  redisUrl: string | undefined;
+  amqpUrl: string | undefined;
+  amqpExchange: string;
+  amqpRoomRouting: boolean;
+  corsOrigins: string[];
+  logLevel: Parsed["LOG_LEVEL"];
+  maxPayloadBytes: number;
+  maxPublishBytes: number;
+  maxRoomsPerSocket: number;
+  rateLimitPerSec: number;
+  rateLimitBurst: number;
+  maxStrikes: number;
+  shutdownDrainMs: number;
+  shutdownTimeoutMs: number;
+  workers: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  requestsTimeoutMs: number;
+  ingest: boolean;
+  publishApiKeys: string[];
+  authJwtSecret: string | undefined;
+  authJwksUrl: string | undefined;
+}
+
+/** Thrown by `loadConfig`; `message` is one line per bad variable, each naming it. */
+export class ConfigError extends Error {
+  readonly code = "SWB_ERR_INVALID_CONFIG";
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+const KNOWN = new Set(Object.keys(schema.shape));
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset", as docker compose and Kubernetes produce them for blank values.
+  const input: Record<string, string> = {};
+  for (const key of KNOWN) {
+    const value = env[key];
+    if (value !== undefined && value !== "") input[key] = value;
+  }
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "environment");
+      const got = input[name];
+      const shown = got === undefined ? "" : ` (got ${JSON.stringify(redact(name, got))})`;
+      return `invalid environment variable ${name}: ${issue.message}${shown}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const e = result.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    gatewayId: e.GATEWAY_ID ?? `${hostname()}:${process.pid}`,
+    backplane: e.BACKPLANE,
+    redisUrl: e.REDIS_URL,
+    amqpUrl: e.AMQP_URL,
+    amqpExchange: e.AMQP_EXCHANGE,
+    amqpRoomRouting: e.AMQP_ROOM_ROUTING,
+    corsOrigins: e.CORS_ORIGINS,
+    logLevel: e.LOG_LEVEL,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    maxPublishBytes: e.MAX_PUBLISH_BYTES,
+    maxRoomsPerSocket: e.MAX_ROOMS_PER_SOCKET,
+    rateLimitPerSec: e.RATE_LIMIT_PER_SEC,
+    rateLimitBurst: e.RATE_LIMIT_BURST,
+    maxStrikes: e.MAX_STRIKES,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    workers: e.WORKERS,
+    heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
+    heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
+    requestsTimeoutMs: e.REQUESTS_TIMEOUT_MS,
+    ingest: e.INGEST,
+    publishApiKeys: e.PUBLISH_API_KEYS,
+    authJwtSecret: e.AUTH_JWT_SECRET,
+    authJwksUrl: e.AUTH_JWKS_URL,
+  };
+}
+
+function redact(name: string, value: string): string {
+  if (/SECRET|KEYS|PASSWORD/.test(name)) return "***";
+  if (name.endsWith("_URL")) {
+    try {
+      const parsed = new URL(value);
+      if (!parsed.password) return value;
+      parsed.password = "***";
+      return parsed.toString();
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}

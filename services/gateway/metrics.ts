@@ -1,0 +1,33 @@
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+
+/** Gateway metrics on a registry of its own, so several gateways can live in one test process. */
+export function createGatewayMetrics(labels: { gateway: string; backplane: string }) {
+  const registry = new Registry();
+  registry.setDefaultLabels(labels);
+  collectDefaultMetrics({ register: registry, prefix: "switchboard_process_" });
+  const connections = new Gauge({
+    name: "switchboard_gateway_connections",
+    help: "Socket.IO connections currently open on this gateway",
+    registers: [registry],
+  });
+  const clientEvents = new Counter({
+    name: "switchboard_gateway_client_events_total",
+    help: "Client protocol events handled, by event and result (ok or the ack error)",
+    labelNames: ["event", "result"],
+    registers: [registry],
+  });
+  const disconnects = new Counter({
+    name: "switchboard_gateway_disconnects_total",
+    help: "Client disconnections, by Socket.IO reason",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const ready = new Gauge({
+    name: "switchboard_gateway_ready",
+    help: "1 when the gateway is ready (backplane connected, not draining)",
+    registers: [registry],
+  });
+  return { registry, connections, clientEvents, disconnects, ready };
+}
+
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

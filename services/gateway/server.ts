@@ -1,0 +1,144 @@
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
+import { Server } from "socket.io";
+import type { Backplane } from "../../adapters/backplane.js";
+import type { Config } from "./config.js";
+import { createHttpHandler } from "./http.js";
+import type { Logger } from "./logger.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { type Authorizer, attachClientProtocol } from "./protocol.js";
+
+export interface GatewayOptions {
+  config: Config;
+  backplane: Backplane;
+  logger: Logger;
+  authorizer?: Authorizer;
+}
+
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+export interface Gateway {
+  readonly io: Server;
+  readonly httpServer: HttpServer;
+  readonly metrics: GatewayMetrics;
+  /** Mounts an extra HTTP route (checked before the built-in ones). */
+  addRoute(route: HttpRoute): void;
+  /** Registers something to close during shutdown, after clients are gone, before the backplane. */
+  onShutdown(task: () => Promise<void>): void;
+  /** Listens on config.port/host; resolves with the bound port. */
+  listen(): Promise<number>;
+  readiness(): { ready: boolean; reasons: string[] };
+  /** Drain, disconnect clients (they reconnect elsewhere), close the backplane. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const { config, backplane, logger } = options;
+  const routes: HttpRoute[] = [];
+  const shutdownTasks: Array<() => Promise<void>> = [];
+  const metrics = createGatewayMetrics({ gateway: config.gatewayId, backplane: backplane.kind });
+  let draining = false;
+  let shutdownPromise: Promise<void> | undefined;
+
+  const readiness = () => {
+    const reasons: string[] = [];
+    if (draining) reasons.push("draining");
+    if (!backplane.isConnected()) reasons.push("backplane_disconnected");
+    return { ready: reasons.length === 0, reasons };
+  };
+
+  const httpServer = createServer(
+    createHttpHandler({
+      isReady: readiness,
+      extra: routes,
+      metrics: async () => {
+        metrics.connections.set(io.engine.clientsCount);
+        metrics.ready.set(readiness().ready ? 1 : 0);
+        return {
+          contentType: metrics.registry.contentType,
+          body: await metrics.registry.metrics(),
+        };
+      },
+    }),
+  );
+
+  const io = new Server(httpServer, {
+    adapter: backplane.adapter,
+    ...backplane.serverOptions,
+    maxHttpBufferSize: config.maxPayloadBytes,
+    cors: config.corsOrigins.length > 0 ? { origin: corsOrigin(config.corsOrigins) } : undefined,
+    // New handshakes are refused while draining so that clients go to another gateway.
+    allowRequest: (_req, callback) => callback(draining ? "draining" : null, !draining),
+  });
+
+  io.on("connection", (socket) => {
+    logger.debug({ socket: socket.id, recovered: socket.recovered }, "client connected");
+    attachClientProtocol(socket, {
+      gatewayId: config.gatewayId,
+      maxPublishBytes: config.maxPublishBytes,
+      maxRoomsPerSocket: config.maxRoomsPerSocket,
+      rateLimitPerSec: config.rateLimitPerSec,
+      rateLimitBurst: config.rateLimitBurst,
+      maxStrikes: config.maxStrikes,
+      logger,
+      authorizer: options.authorizer,
+      onEvent: (event, result) => metrics.clientEvents.inc({ event, result }),
+    });
+    socket.on("disconnect", (reason) => {
+      metrics.disconnects.inc({ reason });
+      logger.debug({ socket: socket.id, reason }, "client disconnected");
+    });
+  });
+
+  const shutdown = async () => {
+    draining = true;
+    logger.info(
+      { drainMs: config.shutdownDrainMs, clients: io.engine.clientsCount },
+      "shutdown: draining",
+    );
+    if (config.shutdownDrainMs > 0) await delay(config.shutdownDrainMs);
+    // io.close() closes transports without a DISCONNECT packet, so clients see "transport close"
+    // and reconnect (to another gateway), where a server-side disconnect would stop them.
+    await new Promise<void>((resolve) => {
+      io.close(() => resolve());
+      httpServer.closeAllConnections();
+    });
+    logger.info("shutdown: clients disconnected");
+    for (const task of shutdownTasks) {
+      await task().catch((err: unknown) => logger.error({ err }, "shutdown task failed"));
+    }
+    await backplane.close();
+    logger.info("shutdown: backplane closed");
+  };
+
+  return {
+    io,
+    httpServer,
+    metrics,
+    addRoute: (route) => routes.push(route),
+    onShutdown: (task) => shutdownTasks.push(task),
+    readiness,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(config.port, config.host, () => {
+          httpServer.off("error", reject);
+          resolve((httpServer.address() as AddressInfo).port);
+        });
+      }),
+    shutdown: () => {
+      shutdownPromise ??= shutdown();
+      return shutdownPromise;
+    },
+  };
+}
+
+function corsOrigin(origins: string[]): string[] | boolean {
+  return origins.includes("*") ? true : origins;
+}
