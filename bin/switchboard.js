@@ -4,4 +4,6 @@
 import { register } from "tsx/esm/api";
 
 register();
+const { holdEarlyConnections } = await import("../services/cluster/early-connections.ts");
+holdEarlyConnections();
 await import("../services/cli.ts");

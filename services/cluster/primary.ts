@@ -4,7 +4,7 @@ import { setupPrimary } from "@socket.io/cluster-adapter";
 import { setupMaster } from "@socket.io/sticky";
 import type { Config } from "../gateway/config.js";
 import { createLogger } from "../gateway/logger.js";
-import { exitOnSignals, SHUTDOWN_MESSAGE } from "../gateway/main.js";
+import { exitOnSignals, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../gateway/main.js";
 
 /**
  * `switchboard cluster`: a primary that owns the port and forks `WORKERS` gateway workers.
@@ -12,6 +12,8 @@ import { exitOnSignals, SHUTDOWN_MESSAGE } from "../gateway/main.js";
  * @socket.io/cluster-adapter relays broadcasts between workers through this primary, unless the
  * workers use a network backplane (BACKPLANE=redis…), which then spans hosts too.
  */
+const LOADING_WEIGHT = 1_000_000;
+
 export async function runClusterPrimary(config: Config): Promise<void> {
   const logger = createLogger({ gatewayId: config.gatewayId, level: config.logLevel });
   const workerBackplane = config.backplane === "memory" ? "cluster" : config.backplane;
@@ -29,6 +31,15 @@ export async function runClusterPrimary(config: Config): Promise<void> {
       BACKPLANE: workerBackplane,
     });
     indexOf.set(worker, index);
+    // sticky's least-connection balancer reads `clientsCount`: a worker still loading looks
+    // full, so it gets connections only when no other worker is alive.
+    const stickyWorker = worker as Worker & { clientsCount?: number };
+    stickyWorker.clientsCount = LOADING_WEIGHT;
+    worker.on("message", (message: unknown) => {
+      if ((message as { type?: unknown } | null)?.type !== READY_MESSAGE) return;
+      stickyWorker.clientsCount = (stickyWorker.clientsCount ?? LOADING_WEIGHT) - LOADING_WEIGHT;
+      logger.info({ worker: worker.process.pid, index }, "worker ready");
+    });
     logger.info({ worker: worker.process.pid, index }, "worker started");
   };
 

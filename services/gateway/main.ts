@@ -5,6 +5,8 @@ import { createGateway, type Gateway } from "./server.js";
 
 /** IPC message from the cluster primary asking a worker to drain and exit. */
 export const SHUTDOWN_MESSAGE = "switchboard:shutdown";
+/** IPC message from a worker to its primary: set up, send it connections. */
+export const READY_MESSAGE = "switchboard:ready";
 
 export interface RunGatewayOptions {
   /** Inside `switchboard cluster`: the primary owns the port and hands connections over IPC. */
@@ -36,18 +38,6 @@ export async function runGateway(
   const { startServices } = await import("./services.js");
   await startServices(gateway, config, logger);
 
-  if (options.clusterWorker) {
-    const { setupWorker } = await import("@socket.io/sticky");
-    setupWorker(gateway.io);
-    logger.info({ backplane: backplane.kind }, "gateway worker started");
-  } else {
-    const port = await gateway.listen();
-    logger.info({ port, host: config.host, backplane: backplane.kind }, "gateway listening");
-  }
-  if (config.authJwtSecret === undefined && config.authJwksUrl === undefined) {
-    logger.warn("no AUTH_JWT_SECRET or AUTH_JWKS_URL: clients are not authenticated (dev mode)");
-  }
-
   const shutdown = exitOnSignals(logger, config.shutdownTimeoutMs, () => gateway.shutdown(), {
     // A worker may get the terminal's SIGINT and its primary's request together: not a second ask.
     forceOnSecondSignal: !options.clusterWorker,
@@ -56,6 +46,19 @@ export async function runGateway(
     process.on("message", (message: unknown) => {
       if ((message as { type?: unknown } | null)?.type === SHUTDOWN_MESSAGE) shutdown("primary");
     });
+    const { setupWorker } = await import("@socket.io/sticky");
+    setupWorker(gateway.io);
+    // Every listener is in place: replay what the primary sent while this worker was loading.
+    const { releaseEarlyConnections } = await import("../cluster/early-connections.js");
+    releaseEarlyConnections();
+    process.send?.({ type: READY_MESSAGE });
+    logger.info({ backplane: backplane.kind }, "gateway worker started");
+  } else {
+    const port = await gateway.listen();
+    logger.info({ port, host: config.host, backplane: backplane.kind }, "gateway listening");
+  }
+  if (config.authJwtSecret === undefined && config.authJwksUrl === undefined) {
+    logger.warn("no AUTH_JWT_SECRET or AUTH_JWKS_URL: clients are not authenticated (dev mode)");
   }
   return gateway;
 }

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../services/gateway/config.js";
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe("SWB_ERR_INVALID_CONFIG");
+    return (err as ConfigError).problems;
+  }
+  throw new Error("expected loadConfig to reject the environment");
+}
+
+describe("gateway configuration from the environment", () => {
+  it("starts with sane defaults when nothing is set", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: "0.0.0.0",
+      backplane: "memory",
+      logLevel: "info",
+      ingest: true,
+      publishApiKeys: [],
+      corsOrigins: [],
+    });
+    expect(config.gatewayId).toMatch(/^.+:\d+$/);
+    expect(config.workers).toBeGreaterThanOrEqual(2);
+  });
+
+  it("treats empty variables as unset", () => {
+    expect(loadConfig({ PORT: "", BACKPLANE: "" }).port).toBe(3000);
+  });
+
+  it.each([
+    [{ PORT: "abc" }, "PORT", "whole number"],
+    [{ PORT: "70000" }, "PORT", "at most 65535"],
+    [{ BACKPLANE: "kafka" }, "BACKPLANE", "one of memory, cluster"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL", "one of fatal"],
+    [{ REDIS_URL: "http://x" }, "REDIS_URL", "redis://"],
+    [{ AMQP_URL: "not a url" }, "AMQP_URL", "amqp://"],
+    [{ BACKPLANE: "redis" }, "REDIS_URL", "required when BACKPLANE=redis"],
+    [{ BACKPLANE: "redis-streams" }, "REDIS_URL", "required when BACKPLANE=redis-streams"],
+    [{ BACKPLANE: "amqp" }, "AMQP_URL", "required when BACKPLANE=amqp"],
+    [{ GATEWAY_ID: "has space" }, "GATEWAY_ID", "[A-Za-z0-9:_.@/-]"],
+    [{ MAX_PAYLOAD_BYTES: "10" }, "MAX_PAYLOAD_BYTES", "at least 1024"],
+    [{ WORKERS: "0" }, "WORKERS", "at least 1"],
+    [{ INGEST: "maybe" }, "INGEST", "on or off"],
+    [{ SHUTDOWN_TIMEOUT_MS: "-5" }, "SHUTDOWN_TIMEOUT_MS", "whole number"],
+    [
+      { HEARTBEAT_INTERVAL_MS: "5000", HEARTBEAT_TIMEOUT_MS: "1000" },
+      "HEARTBEAT_TIMEOUT_MS",
+      "greater than",
+    ],
+    [
+      { RATE_LIMIT_PER_SEC: "50", RATE_LIMIT_BURST: "10" },
+      "RATE_LIMIT_BURST",
+      "at least RATE_LIMIT_PER_SEC",
+    ],
+    [{ AUTH_JWT_SECRET: "short" }, "AUTH_JWT_SECRET", "at least 32"],
+  ])("rejects %o naming %s", (env, name, fragment) => {
+    const problems = problemsOf(env);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(`invalid environment variable ${name}:`);
+    expect(problems[0]).toContain(fragment);
+  });
+
+  it("reports every bad variable, one line each", () => {
+    const problems = problemsOf({ PORT: "x", LOG_LEVEL: "y" });
+    expect(problems.map((line) => line.split(":")[0])).toEqual([
+      "invalid environment variable PORT",
+      "invalid environment variable LOG_LEVEL",
+    ]);
+  });
+
+  it("never prints secrets it rejects", () => {
+    const [problem] = problemsOf({ AUTH_JWT_SECRET: "hunter2" });
+    expect(problem).not.toContain("hunter2");
+    const [urlProblem] = problemsOf({ AMQP_URL: "http://user:s3cret@host" });
+    expect(urlProblem).not.toContain("s3cret");
+  });
+
+  it("parses lists and flags", () => {
+    const config = loadConfig({
+      CORS_ORIGINS: "https://a.example, https://b.example",
+      PUBLISH_API_KEYS: "k1,k2",
+      INGEST: "off",
+      AMQP_ROOM_ROUTING: "false",
+    });
+    expect(config.corsOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(config.publishApiKeys).toEqual(["k1", "k2"]);
+    expect(config.ingest).toBe(false);
+    expect(config.amqpRoomRouting).toBe(false);
+  });
+});

@@ -1,0 +1,114 @@
+import type { Socket } from "socket.io-client";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
+import { closeAllClients, collect, connectClient, request, whoami } from "../support/clients.js";
+import { startInProcessGateway } from "../support/in-process-gateway.js";
+import { nextEvent, waitFor } from "../support/wait.js";
+
+afterEach(() => closeAllClients());
+
+async function gatewayWith(env: Record<string, string> = {}) {
+  const gw = await startInProcessGateway(env);
+  onTestFinished(() => gw.close());
+  return gw;
+}
+
+describe("client protocol acks", () => {
+  it("join, whoami and leave answer with their documented shapes", async () => {
+    const { url } = await gatewayWith();
+    const client = await connectClient(url);
+    expect(await request(client, "join", "chat:1")).toEqual({ ok: true });
+    expect(await whoami(client)).toEqual({ id: client.id, gateway: "test-gw", rooms: ["chat:1"] });
+    expect(await request(client, "leave", "chat:1")).toEqual({ ok: true });
+    expect((await whoami(client)).rooms).toEqual([]);
+  });
+
+  it.each([
+    ["join", ["bad room"], "invalid_room"],
+    ["join", [42], "invalid_room"],
+    ["join", [], "invalid_room"],
+    ["join", ["user:7"], "forbidden"],
+    ["leave", [{}], "invalid_room"],
+    ["publish", ["chat:1"], "invalid_payload"],
+    ["publish", [null], "invalid_payload"],
+    ["publish", [{ room: "chat:1", event: "m", data: 1, extra: true }], "invalid_payload"],
+    ["publish", [{ room: "no spaces", event: "m" }], "invalid_room"],
+    ["publish", [{ room: "chat:1", event: "disconnect" }], "invalid_event"],
+    ["publish", [{ room: "chat:1", event: 5 }], "invalid_event"],
+    ["publish", [{ room: "chat:1", event: "m", data: "x".repeat(20_000) }], "payload_too_large"],
+    ["shout", ["hi"], "unknown_event"],
+  ])("%s %o -> {error: %s}", async (event, args, error) => {
+    const { url } = await gatewayWith();
+    const client = await connectClient(url);
+    expect(await request(client, event, ...args)).toEqual({ error });
+    // The connection survives a single bad request.
+    expect(client.connected).toBe(true);
+    expect(await request(client, "join", "chat:ok")).toEqual({ ok: true });
+  });
+
+  it("a publish reaches the room's other members, not the sender or non-members", async () => {
+    const { url } = await gatewayWith();
+    const [sender, member, outsider] = await Promise.all([
+      connectClient(url),
+      connectClient(url),
+      connectClient(url),
+    ]);
+    for (const socket of [sender, member])
+      expect(await request(socket, "join", "chat:p")).toEqual({ ok: true });
+    const got = {
+      sender: collect(sender, "message"),
+      member: collect(member, "message"),
+      outsider: collect(outsider, "message"),
+    };
+    expect(
+      await request(sender, "publish", { room: "chat:p", event: "message", data: { text: "hi" } }),
+    ).toEqual({ ok: true });
+    await waitFor(() => got.member.length === 1, { message: "member delivery" });
+    // A later publish the outsider does see proves it had its chance at the first one.
+    await request(outsider, "join", "chat:q");
+    await request(member, "publish", { room: "chat:q", event: "message", data: "marker" });
+    await waitFor(() => got.outsider.length === 1, { message: "marker" });
+    expect(got).toEqual({ sender: [], member: [{ text: "hi" }], outsider: ["marker"] });
+  });
+
+  it("caps the rooms one socket may join", async () => {
+    const { url } = await gatewayWith({ MAX_ROOMS_PER_SOCKET: "2" });
+    const client = await connectClient(url);
+    expect(await request(client, "join", "r:1")).toEqual({ ok: true });
+    expect(await request(client, "join", "r:2")).toEqual({ ok: true });
+    expect(await request(client, "join", "r:3")).toEqual({ error: "too_many_rooms" });
+    expect(await request(client, "join", "r:2")).toEqual({ ok: true });
+  });
+});
+
+describe("misbehaving clients", () => {
+  it("are rate limited with an ack error", async () => {
+    const { url } = await gatewayWith({ RATE_LIMIT_PER_SEC: "1", RATE_LIMIT_BURST: "3" });
+    const client = await connectClient(url);
+    const replies = await Promise.all([1, 2, 3, 4, 5].map(() => request(client, "join", "chat:1")));
+    expect(replies.filter((r) => JSON.stringify(r) === '{"ok":true}')).toHaveLength(3);
+    expect(replies.filter((r) => JSON.stringify(r) === '{"error":"rate_limited"}')).toHaveLength(2);
+  });
+
+  it("are disconnected after too many violations, alone", async () => {
+    const { url } = await gatewayWith({ MAX_STRIKES: "3" });
+    const [bad, good] = await Promise.all([connectClient(url), connectClient(url)]);
+    const disconnected = nextEvent<[string]>(bad as unknown as Socket, "disconnect");
+    await request(bad, "shout");
+    await request(bad, "join", "user:1");
+    bad.emit("join", "no-ack-given");
+    const [reason] = await disconnected;
+    expect(reason).toBe("io server disconnect");
+    expect(good.connected).toBe(true);
+    expect(await request(good, "join", "chat:1")).toEqual({ ok: true });
+  });
+
+  it("lose only their own connection when a packet exceeds MAX_PAYLOAD_BYTES", async () => {
+    const { url } = await gatewayWith({ MAX_PAYLOAD_BYTES: "2048" });
+    const [big, other] = await Promise.all([connectClient(url), connectClient(url)]);
+    const disconnected = nextEvent<[string]>(big as unknown as Socket, "disconnect");
+    big.emit("publish", { room: "chat:1", event: "m", data: "x".repeat(4096) }, () => {});
+    const [reason] = await disconnected;
+    expect(reason).toBe("transport close");
+    expect(await request(other, "join", "chat:1")).toEqual({ ok: true });
+  });
+});
