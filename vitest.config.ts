@@ -8,6 +8,8 @@ export default defineConfig({
     // Integration tests start real processes and brokers: keep concurrency modest on 2 cores.
     maxWorkers: 2,
     fileParallelism: true,
-    reporters: ["default"],
+    reporters: ["default", "json"],
+    // .ci/run prints a one-line summary from this file.
+    outputFile: { json: ".vitest/results.json" },
   },
 });
