@@ -33,7 +33,7 @@ export async function runGateway(
 ): Promise<Gateway> {
   const logger = createLogger({ gatewayId: config.gatewayId, level: config.logLevel });
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
-  const backplane = await createBackplane(config);
+  const backplane = await createBackplane(config, logger);
   const gateway = createGateway({ config, backplane, logger });
   const { startServices } = await import("./services.js");
   await startServices(gateway, config, logger);

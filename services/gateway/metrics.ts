@@ -1,7 +1,10 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
 /** Gateway metrics on a registry of its own, so several gateways can live in one test process. */
-export function createGatewayMetrics(labels: { gateway: string; backplane: string }) {
+export function createGatewayMetrics(
+  labels: { gateway: string; backplane: string },
+  backplaneStats?: () => Readonly<Record<string, number>> | undefined,
+) {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry, prefix: "switchboard_process_" });
@@ -27,6 +30,21 @@ export function createGatewayMetrics(labels: { gateway: string; backplane: strin
     help: "1 when the gateway is ready (backplane connected, not draining)",
     registers: [registry],
   });
+  // The backplane's own counters (published, dropped, received…), read at scrape time.
+  const stats = backplaneStats?.();
+  for (const key of Object.keys(stats ?? {})) {
+    const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const gaugeOnly = key === "bindings";
+    new Gauge({
+      name: `switchboard_backplane_${snake}${gaugeOnly ? "" : "_total"}`,
+      help: `Backplane ${key} ${gaugeOnly ? "(current)" : "since start"}`,
+      registers: [registry],
+      collect() {
+        const value = backplaneStats?.()?.[key];
+        if (value !== undefined) this.set(value);
+      },
+    });
+  }
   return { registry, connections, clientEvents, disconnects, ready };
 }
 

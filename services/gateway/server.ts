@@ -42,7 +42,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { config, backplane, logger } = options;
   const routes: HttpRoute[] = [];
   const shutdownTasks: Array<() => Promise<void>> = [];
-  const metrics = createGatewayMetrics({ gateway: config.gatewayId, backplane: backplane.kind });
+  const metrics = createGatewayMetrics(
+    { gateway: config.gatewayId, backplane: backplane.kind },
+    backplane.stats,
+  );
   let draining = false;
   let shutdownPromise: Promise<void> | undefined;
 

@@ -1,0 +1,217 @@
+import type { ChannelModel } from "amqplib";
+import { ErrorCode, SwitchboardError } from "../errors.js";
+
+/** pino-compatible: `logger.warn({ fields }, "message")`. */
+export interface AmqpLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+/** Options shared by the adapter's transport and the emitter. */
+export interface AmqpTransportOptions {
+  /**
+   * Topic exchange shared by every node of one cluster (and its emitters).
+   * @default "socket.io"
+   */
+  exchange?: string;
+  /**
+   * Called for a full reconnection when the connection passed to the factory
+   * is lost. Connections it returns are owned (and closed) by Switchboard.
+   * Without it, a lost connection leaves the adapter local-only: it logs,
+   * reports `SWB_ERR_BROKER_CONNECTION` to `onError` and drops publishes.
+   * A lost channel on a live connection is always recovered.
+   * @default undefined
+   */
+  connectionFactory?: () => Promise<ChannelModel>;
+  /**
+   * First reconnect delay in milliseconds; doubles per attempt, with jitter.
+   * @default 200
+   */
+  reconnectMinDelayMs?: number;
+  /**
+   * Upper bound of the reconnect delay in milliseconds.
+   * @default 10_000
+   */
+  reconnectMaxDelayMs?: number;
+  /**
+   * How long, in milliseconds, a publish may wait for the first setup or for
+   * `drain` (back-pressure) before it is dropped and counted.
+   * @default 5_000
+   */
+  publishTimeoutMs?: number;
+  /**
+   * Publishes that may wait (count) for setup or `drain`; more are dropped and
+   * counted, so memory stays bounded when the broker is slow.
+   * @default 1_000
+   */
+  maxPendingPublishes?: number;
+  /**
+   * Receives structured log lines (pino works as is).
+   * @default warnings and errors on stderr
+   */
+  logger?: AmqpLogger;
+  /**
+   * Background errors (connection lost, reconnect failed); never thrown.
+   * @default undefined
+   */
+  onError?: (error: SwitchboardError) => void;
+}
+
+export interface AmqpAdapterOptions extends AmqpTransportOptions {
+  /**
+   * Bind a room's key only while this node has a local member of the room,
+   * so a node receives only the traffic of rooms it serves. `false` receives
+   * every room message (fan-out). Both modes interoperate in one cluster.
+   * @default true
+   */
+  roomRouting?: boolean;
+  /**
+   * Milliseconds between two heartbeats of an idle node.
+   * @default 5_000
+   */
+  heartbeatIntervalMs?: number;
+  /**
+   * Milliseconds without any message after which a node counts as gone (it
+   * leaves `serverCount()` and pending requests stop waiting for it).
+   * @default 10_000
+   */
+  heartbeatTimeoutMs?: number;
+  /**
+   * Milliseconds `fetchSockets()` (without its own timeout flag) and
+   * `serverSideEmitWithAck()` wait for every other node.
+   * @default 5_000
+   */
+  requestsTimeoutMs?: number;
+  /**
+   * On a request timeout, resolve with the answers that arrived and log and
+   * count the missing node ids, instead of rejecting with
+   * `SWB_ERR_REQUEST_TIMEOUT`.
+   * @default false
+   */
+  partialResults?: boolean;
+}
+
+export type ResolvedTransportOptions = Required<
+  Omit<AmqpTransportOptions, "connectionFactory" | "onError">
+> &
+  Pick<AmqpTransportOptions, "connectionFactory" | "onError">;
+export type ResolvedAdapterOptions = ResolvedTransportOptions &
+  Required<
+    Pick<
+      AmqpAdapterOptions,
+      | "roomRouting"
+      | "heartbeatIntervalMs"
+      | "heartbeatTimeoutMs"
+      | "requestsTimeoutMs"
+      | "partialResults"
+    >
+  >;
+
+const stderrLogger: AmqpLogger = {
+  debug() {},
+  info() {},
+  warn(fields, message) {
+    console.warn(JSON.stringify({ level: "warn", component: "amqp", msg: message, ...fields }));
+  },
+  error(fields, message) {
+    console.error(JSON.stringify({ level: "error", component: "amqp", msg: message, ...fields }));
+  },
+};
+
+function invalid(option: string, expected: string, value: unknown): SwitchboardError {
+  return new SwitchboardError(
+    ErrorCode.INVALID_ARGUMENT,
+    `option "${option}" must be ${expected}, got ${typeof value === "string" ? JSON.stringify(value) : String(value)}`,
+  );
+}
+
+function positiveInt(opts: object, name: string, fallback: number): number {
+  const value = (opts as Record<string, unknown>)[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0)
+    throw invalid(name, "a positive integer", value);
+  return value;
+}
+
+function bool(opts: object, name: string, fallback: boolean): boolean {
+  const value = (opts as Record<string, unknown>)[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw invalid(name, "a boolean", value);
+  return value;
+}
+
+export function resolveTransportOptions(opts: AmqpTransportOptions = {}): ResolvedTransportOptions {
+  if (typeof opts !== "object" || opts === null) throw invalid("options", "an object", opts);
+  const exchange = opts.exchange ?? "socket.io";
+  if (typeof exchange !== "string" || exchange.length === 0 || Buffer.byteLength(exchange) > 255) {
+    throw invalid("exchange", "a non-empty string of at most 255 bytes", exchange);
+  }
+  if (opts.connectionFactory !== undefined && typeof opts.connectionFactory !== "function") {
+    throw invalid("connectionFactory", "a function", opts.connectionFactory);
+  }
+  if (opts.onError !== undefined && typeof opts.onError !== "function")
+    throw invalid("onError", "a function", opts.onError);
+  const logger = opts.logger ?? stderrLogger;
+  for (const level of ["debug", "info", "warn", "error"] as const) {
+    if (typeof logger[level] !== "function")
+      throw invalid("logger", `an object with a ${level}() method`, logger);
+  }
+  const reconnectMinDelayMs = positiveInt(opts, "reconnectMinDelayMs", 200);
+  const reconnectMaxDelayMs = positiveInt(opts, "reconnectMaxDelayMs", 10_000);
+  if (reconnectMaxDelayMs < reconnectMinDelayMs) {
+    throw invalid(
+      "reconnectMaxDelayMs",
+      `>= reconnectMinDelayMs (${reconnectMinDelayMs})`,
+      reconnectMaxDelayMs,
+    );
+  }
+  return {
+    exchange,
+    connectionFactory: opts.connectionFactory,
+    onError: opts.onError,
+    logger,
+    reconnectMinDelayMs,
+    reconnectMaxDelayMs,
+    publishTimeoutMs: positiveInt(opts, "publishTimeoutMs", 5_000),
+    maxPendingPublishes: positiveInt(opts, "maxPendingPublishes", 1_000),
+  };
+}
+
+export function resolveAdapterOptions(opts: AmqpAdapterOptions = {}): ResolvedAdapterOptions {
+  const base = resolveTransportOptions(opts);
+  const heartbeatIntervalMs = positiveInt(opts, "heartbeatIntervalMs", 5_000);
+  const heartbeatTimeoutMs = positiveInt(opts, "heartbeatTimeoutMs", 10_000);
+  if (heartbeatTimeoutMs <= heartbeatIntervalMs) {
+    throw invalid(
+      "heartbeatTimeoutMs",
+      `> heartbeatIntervalMs (${heartbeatIntervalMs})`,
+      heartbeatTimeoutMs,
+    );
+  }
+  return {
+    ...base,
+    roomRouting: bool(opts, "roomRouting", true),
+    partialResults: bool(opts, "partialResults", false),
+    heartbeatIntervalMs,
+    heartbeatTimeoutMs,
+    requestsTimeoutMs: positiveInt(opts, "requestsTimeoutMs", 5_000),
+  };
+}
+
+/** Checks the factory's first argument looks like an amqplib ChannelModel. */
+export function assertConnection(connection: unknown): asserts connection is ChannelModel {
+  const c = connection as Partial<ChannelModel> | null | undefined;
+  if (
+    typeof c !== "object" ||
+    c === null ||
+    typeof c.createChannel !== "function" ||
+    typeof c.on !== "function"
+  ) {
+    throw new SwitchboardError(
+      ErrorCode.INVALID_ARGUMENT,
+      'argument "connection" must be an amqplib connection (what amqplib.connect(url) resolves to)',
+    );
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * One error type for the whole project, in the manner of undici: callers and
+ * tests branch on the stable `code`, never on message text.
+ */
+export const ErrorCode = {
+  /** An argument or option failed validation; the message names it. */
+  INVALID_ARGUMENT: "SWB_ERR_INVALID_ARGUMENT",
+  /** The broker connection or channel was lost or could not be opened. */
+  BROKER_CONNECTION: "SWB_ERR_BROKER_CONNECTION",
+  /** A publish could not be handed to the broker within its time bound. */
+  PUBLISH_TIMEOUT: "SWB_ERR_PUBLISH_TIMEOUT",
+  /** A cluster request (fetchSockets, serverSideEmitWithAck) timed out. */
+  REQUEST_TIMEOUT: "SWB_ERR_REQUEST_TIMEOUT",
+  /** The component was closed before or while the operation ran. */
+  CLOSED: "SWB_ERR_CLOSED",
+  /** A frame could not be decoded (garbage, or another wire version). */
+  DECODE: "SWB_ERR_DECODE",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class SwitchboardError extends Error {
+  override readonly name = "SwitchboardError";
+  readonly code: ErrorCode;
+  /** Machine-readable context (e.g. `missingNodes` of a request timeout). */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Readonly<Record<string, unknown>> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+export function isSwitchboardError(value: unknown, code?: ErrorCode): value is SwitchboardError {
+  return value instanceof SwitchboardError && (code === undefined || value.code === code);
+}
