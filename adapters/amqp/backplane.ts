@@ -32,7 +32,11 @@ export interface AmqpBackplane {
  * business through `connectionFactory`.
  */
 export async function createAmqpBackplane(options: AmqpBackplaneOptions): Promise<AmqpBackplane> {
-  const connection = await connectWithRetry(options.url, options.connectTimeoutMs ?? 30_000, options.logger);
+  const connection = await connectWithRetry(
+    options.url,
+    options.connectTimeoutMs ?? 30_000,
+    options.logger,
+  );
   const adapters = new Set<AmqpAdapter>();
   const factory = createAmqpAdapter(connection, {
     exchange: options.exchange,
@@ -65,7 +69,11 @@ export async function createAmqpBackplane(options: AmqpBackplaneOptions): Promis
   };
 }
 
-async function connectWithRetry(url: string, timeoutMs: number, logger?: AmqpLogger): Promise<ChannelModel> {
+async function connectWithRetry(
+  url: string,
+  timeoutMs: number,
+  logger?: AmqpLogger,
+): Promise<ChannelModel> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 1; ; attempt++) {
     try {
