@@ -7,6 +7,7 @@ const USAGE = `usage: switchboard <command>
 commands:
   gateway     run one gateway process (config from environment variables, see docs/OPERATIONS.md)
   cluster     run a primary and WORKERS gateway workers on one port (the embedded default)
+  publish     send one publish command to clients (switchboard publish --help)
   help        show this text
 `;
 
@@ -23,6 +24,15 @@ async function main(argv: string[]): Promise<void> {
     case "cluster":
       await runClusterPrimary(loadConfigOrExit(process.env));
       return;
+    case "publish": {
+      const { runPublishCli, PUBLISH_USAGE } = await import("./publisher/cli.js");
+      if (argv.includes("--help") || argv.includes("-h")) {
+        process.stdout.write(PUBLISH_USAGE);
+        return;
+      }
+      process.exitCode = await runPublishCli(argv.slice(1));
+      return;
+    }
     case undefined:
     case "help":
     case "--help":

@@ -72,6 +72,8 @@ const schema = z
       .enum(BACKPLANES, { message: `must be one of ${BACKPLANES.join(", ")}` })
       .default("memory"),
     REDIS_URL: url(["redis:", "rediss:"]),
+    /** REDIS_URL names one node of a Redis Cluster; the backplane discovers the others from it. */
+    REDIS_CLUSTER: flag("off"),
     AMQP_URL: url(["amqp:", "amqps:"]),
     AMQP_EXCHANGE: z
       .string()
@@ -103,6 +105,31 @@ const schema = z
     HEARTBEAT_TIMEOUT_MS: int(200, 3_600_000, 10_000),
     REQUESTS_TIMEOUT_MS: int(100, 600_000, 5000),
     INGEST: flag("on"),
+    /** RabbitMQ publish queue; its dead letters go to `<name>.dead`. */
+    INGEST_AMQP_QUEUE: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:-]")
+      .default("switchboard.publish"),
+    /** Redis publish stream; its dead letters go to `<name>:dead`. */
+    INGEST_REDIS_STREAM: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.:{}-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:{}-]")
+      .default("switchboard:publish"),
+    INGEST_REDIS_GROUP: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:-]")
+      .default("switchboard"),
+    /** Commands a gateway holds unacknowledged at once (AMQP prefetch, Redis read batch). */
+    INGEST_PREFETCH: int(1, 10_000, 100),
+    /** Deliveries of one valid command before it becomes a dead letter. */
+    INGEST_MAX_ATTEMPTS: int(1, 1000, 10),
+    /** Redis: entries a consumer left unacknowledged this long are taken over by another. */
+    INGEST_CLAIM_IDLE_MS: int(100, 3_600_000, 30_000),
+    /** Largest publish command (queue, stream or HTTP body), as UTF-8 JSON. */
+    MAX_COMMAND_BYTES: int(256, 100 * 1024 * 1024, 256 * 1024),
     PUBLISH_API_KEYS: list,
     AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256 key)").optional(),
     AUTH_JWKS_URL: url(["https:", "http:"]),
@@ -146,6 +173,7 @@ export interface Config {
   gatewayId: string;
   backplane: BackplaneKind;
   redisUrl: string | undefined;
+  redisCluster: boolean;
   amqpUrl: string | undefined;
   amqpExchange: string;
   amqpRoomRouting: boolean;
@@ -164,6 +192,13 @@ export interface Config {
   heartbeatTimeoutMs: number;
   requestsTimeoutMs: number;
   ingest: boolean;
+  ingestAmqpQueue: string;
+  ingestRedisStream: string;
+  ingestRedisGroup: string;
+  ingestPrefetch: number;
+  ingestMaxAttempts: number;
+  ingestClaimIdleMs: number;
+  maxCommandBytes: number;
   publishApiKeys: string[];
   authJwtSecret: string | undefined;
   authJwksUrl: string | undefined;
@@ -204,6 +239,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     gatewayId: e.GATEWAY_ID ?? `${hostname()}:${process.pid}`,
     backplane: e.BACKPLANE,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER,
     amqpUrl: e.AMQP_URL,
     amqpExchange: e.AMQP_EXCHANGE,
     amqpRoomRouting: e.AMQP_ROOM_ROUTING,
@@ -222,6 +258,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
     requestsTimeoutMs: e.REQUESTS_TIMEOUT_MS,
     ingest: e.INGEST,
+    ingestAmqpQueue: e.INGEST_AMQP_QUEUE,
+    ingestRedisStream: e.INGEST_REDIS_STREAM,
+    ingestRedisGroup: e.INGEST_REDIS_GROUP,
+    ingestPrefetch: e.INGEST_PREFETCH,
+    ingestMaxAttempts: e.INGEST_MAX_ATTEMPTS,
+    ingestClaimIdleMs: e.INGEST_CLAIM_IDLE_MS,
+    maxCommandBytes: e.MAX_COMMAND_BYTES,
     publishApiKeys: e.PUBLISH_API_KEYS,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwksUrl: e.AUTH_JWKS_URL,

@@ -29,7 +29,7 @@ export interface Gateway {
   readonly metrics: GatewayMetrics;
   /** Mounts an extra HTTP route (checked before the built-in ones). */
   addRoute(route: HttpRoute): void;
-  /** Registers something to close during shutdown, after clients are gone, before the backplane. */
+  /** Registers something to stop when shutdown starts (before clients are let go and the backplane closes). */
   onShutdown(task: () => Promise<void>): void;
   /** Listens on config.port/host; resolves with the bound port. */
   listen(): Promise<number>;
@@ -105,6 +105,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       { drainMs: config.shutdownDrainMs, clients: io.engine.clientsCount },
       "shutdown: draining",
     );
+    // Services beside Socket.IO (publish consumers) stop taking work first: what they hold is
+    // acknowledged or handed back to the broker while the backplane is still up.
+    for (const task of shutdownTasks) {
+      await task().catch((err: unknown) => logger.error({ err }, "shutdown task failed"));
+    }
     if (config.shutdownDrainMs > 0) await delay(config.shutdownDrainMs);
     // io.close() closes transports without a DISCONNECT packet, so clients see "transport close"
     // and reconnect (to another gateway), where a server-side disconnect would stop them.
@@ -113,9 +118,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       httpServer.closeAllConnections();
     });
     logger.info("shutdown: clients disconnected");
-    for (const task of shutdownTasks) {
-      await task().catch((err: unknown) => logger.error({ err }, "shutdown task failed"));
-    }
     await backplane.close();
     logger.info("shutdown: backplane closed");
   };

@@ -1,5 +1,9 @@
+import { Counter } from "prom-client";
+import { type Ingest, startAmqpIngest, startRedisIngest } from "../ingest/index.js";
 import type { Config } from "./config.js";
+import { deliver } from "./deliver.js";
 import type { Logger } from "./logger.js";
+import { createPublishRoute } from "./publish-http.js";
 import type { Gateway } from "./server.js";
 
 /**
@@ -7,7 +11,77 @@ import type { Gateway } from "./server.js";
  * API…). Each service registers its own shutdown with `gateway.onShutdown`.
  */
 export async function startServices(
-  _gateway: Gateway,
-  _config: Config,
-  _logger: Logger,
-): Promise<void> {}
+  gateway: Gateway,
+  config: Config,
+  logger: Logger,
+): Promise<void> {
+  const registers = [gateway.metrics.registry];
+  const ingested = new Counter({
+    name: "switchboard_ingest_commands_total",
+    help: "Queued publish commands handled, by path (amqp, redis) and outcome (delivered, dead, retried)",
+    labelNames: ["path", "outcome"],
+    registers,
+  });
+  const httpPublishes = new Counter({
+    name: "switchboard_http_publish_requests_total",
+    help: "POST /v1/publish requests, by HTTP status",
+    labelNames: ["status"],
+    registers,
+  });
+  const isReady = () => gateway.readiness().ready;
+  const handle = (command: Parameters<typeof deliver>[1]) => deliver(gateway.io, command);
+
+  gateway.addRoute(
+    createPublishRoute({
+      apiKeys: config.publishApiKeys,
+      maxCommandBytes: config.maxCommandBytes,
+      deliver: handle,
+      isReady,
+      logger,
+      onResult: (status) => httpPublishes.inc({ status: String(status) }),
+    }),
+  );
+
+  if (!config.ingest) {
+    logger.info("INGEST=off: not consuming the publish queue or stream");
+    return;
+  }
+  const common = {
+    handle,
+    isReady,
+    maxCommandBytes: config.maxCommandBytes,
+    maxAttempts: config.ingestMaxAttempts,
+    consumerName: config.gatewayId,
+    logger: logger.child({ component: "ingest" }),
+  };
+  const consumers: Ingest[] = [];
+  if (config.amqpUrl) {
+    consumers.push(
+      startAmqpIngest({
+        ...common,
+        url: config.amqpUrl,
+        queue: config.ingestAmqpQueue,
+        prefetch: config.ingestPrefetch,
+        onOutcome: (outcome) => ingested.inc({ path: "amqp", outcome }),
+      }),
+    );
+  }
+  if (config.redisUrl) {
+    consumers.push(
+      startRedisIngest({
+        ...common,
+        url: config.redisUrl,
+        stream: config.ingestRedisStream,
+        group: config.ingestRedisGroup,
+        batchSize: config.ingestPrefetch,
+        claimIdleMs: config.ingestClaimIdleMs,
+        onOutcome: (outcome) => ingested.inc({ path: "redis", outcome }),
+      }),
+    );
+  }
+  // Runs when shutdown starts, while the backplane is still up: commands in hand are delivered
+  // and acknowledged, the rest go back to the broker for another gateway.
+  gateway.onShutdown(async () => {
+    await Promise.all(consumers.map((consumer) => consumer.close()));
+  });
+}

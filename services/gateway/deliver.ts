@@ -1,0 +1,28 @@
+import type { Server } from "socket.io";
+import type { PublishCommand } from "./publish-command.js";
+
+/** What clients receive after `data` when the command has an `id`. */
+export interface DeliveryMeta {
+  id: string;
+}
+
+/**
+ * The one place every external publishing path ends (queue, stream, HTTP): emits the command's
+ * `event` to its `rooms` minus `except` in its `namespace`, through the gateway's adapter, that
+ * is the backplane. Returns once the broadcast was handed to the adapter; throws only on a
+ * programming error (the command must have passed `checkPublishCommand`).
+ *
+ * Clients receive `data` (null when absent) as the event's first argument and, when the command
+ * has an `id`, `{id}` as a second one: `socket.on("message", (data, meta) => …)`. A one-argument
+ * handler is unaffected, and a command without `id` is the plain one-argument event of
+ * ARCHITECTURE.md. At-least-once paths may deliver a command twice: both copies carry the same id.
+ */
+export function deliver(io: Server, command: PublishCommand): void {
+  // io.of() creates a namespace it does not know yet: the adapter of that namespace is what
+  // publishes to the other gateways, whose clients may be connected to it.
+  let target = io.of(command.namespace ?? "/").except(command.except ?? []);
+  if (command.rooms !== undefined) target = target.to(command.rooms);
+  const data = command.data ?? null;
+  if (command.id === undefined) target.emit(command.event, data);
+  else target.emit(command.event, data, { id: command.id } satisfies DeliveryMeta);
+}

@@ -1,0 +1,19 @@
+/**
+ * Publish-queue consumers: every gateway takes commands from the RabbitMQ queue and the Redis
+ * stream (when their URLs are set) and hands them to the backplane. Importable on their own by
+ * Socket.IO applications: `startAmqpIngest({url, handle: (c) => deliver(io, c)})`.
+ */
+export { type AmqpIngestOptions, DEAD_LETTER_HEADERS, startAmqpIngest } from "./amqp-consumer.js";
+export {
+  type AmqpPublishTopology,
+  DEFAULT_AMQP_QUEUE,
+  declarePublishTopology,
+  resolveTopology,
+} from "./amqp-topology.js";
+export {
+  DEFAULT_REDIS_GROUP,
+  DEFAULT_REDIS_STREAM,
+  type RedisIngestOptions,
+  startRedisIngest,
+} from "./redis-consumer.js";
+export type { Ingest, IngestLogger, IngestOptions, IngestOutcome } from "./types.js";

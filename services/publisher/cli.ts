@@ -1,0 +1,120 @@
+import { parseArgs } from "node:util";
+import { isSwitchboardError } from "../../adapters/errors.js";
+import { createPublisher, type PublisherOptions, type PublishInput } from "./publisher.js";
+
+export const PUBLISH_USAGE = `usage: switchboard publish --via amqp|redis|http --event NAME [options]
+
+  --via VIA         amqp (RabbitMQ queue), redis (Redis stream) or http (a gateway's /v1/publish)
+  --url URL         broker or gateway URL (defaults: amqp://localhost, redis://localhost:6379,
+                    http://localhost:3000)
+  --event NAME      event the clients receive
+  --data JSON       the event's argument, any JSON value (default null)
+  --room ROOM       a room to reach; repeat for more; none reaches every client of the namespace
+  --except ROOM     clients in this room do not receive it; repeat for more
+  --namespace NSP   Socket.IO namespace (default /)
+  --id ID           the command's id (default: a random UUID)
+  --key KEY         API key, for --via http (one of the gateway's PUBLISH_API_KEYS)
+  --queue NAME      RabbitMQ queue (default switchboard.publish)
+  --stream NAME     Redis stream (default switchboard:publish)
+  --timeout MS      give up waiting for the confirmation after MS (default 10000)
+
+exit codes: 0 published, 64 bad usage, 65 invalid command, 69 broker or gateway unavailable
+`;
+
+const DEFAULT_URLS = {
+  amqp: "amqp://localhost",
+  redis: "redis://localhost:6379",
+  http: "http://localhost:3000",
+} as const;
+
+class UsageError extends Error {}
+
+/** `switchboard publish …`: prints one line and returns the exit code. */
+export async function runPublishCli(
+  argv: string[],
+  io: { out: (line: string) => void; err: (line: string) => void } = {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  },
+): Promise<number> {
+  let options: PublisherOptions;
+  let command: PublishInput;
+  try {
+    ({ options, command } = parse(argv));
+  } catch (err) {
+    if (!(err instanceof UsageError || err instanceof TypeError)) throw err;
+    io.err(`switchboard publish: ${err.message}\n\n${PUBLISH_USAGE}`);
+    return 64; // EX_USAGE
+  }
+  const publisher = createPublisher(options);
+  try {
+    const { id, via } = await publisher.publish(command);
+    io.out(`published ${id ?? "(no id)"} via ${via}`);
+    return 0;
+  } catch (err) {
+    io.err(`switchboard publish: ${err instanceof Error ? err.message : String(err)}`);
+    if (isSwitchboardError(err, "SWB_ERR_INVALID_ARGUMENT")) return 65; // EX_DATAERR
+    if (isSwitchboardError(err)) return 69; // EX_UNAVAILABLE
+    return 1;
+  } finally {
+    await publisher.close();
+  }
+}
+
+function parse(argv: string[]): { options: PublisherOptions; command: PublishInput } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      via: { type: "string" },
+      url: { type: "string" },
+      event: { type: "string" },
+      data: { type: "string" },
+      room: { type: "string", multiple: true },
+      except: { type: "string", multiple: true },
+      namespace: { type: "string" },
+      id: { type: "string" },
+      key: { type: "string" },
+      queue: { type: "string" },
+      stream: { type: "string" },
+      timeout: { type: "string" },
+    },
+  });
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const via = values.via;
+  if (via !== "amqp" && via !== "redis" && via !== "http") {
+    throw new UsageError("--via must be amqp, redis or http");
+  }
+  if (values.event === undefined) throw new UsageError("--event is required");
+  let data: unknown = null;
+  if (values.data !== undefined) {
+    try {
+      data = JSON.parse(values.data);
+    } catch (err) {
+      throw new UsageError(`--data is not JSON: ${(err as Error).message}`);
+    }
+  }
+  let timeoutMs: number | undefined;
+  if (values.timeout !== undefined) {
+    timeoutMs = Number(values.timeout);
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new UsageError("--timeout must be a positive whole number of milliseconds");
+    }
+  }
+  const url = values.url ?? DEFAULT_URLS[via];
+  const common = { url, timeoutMs };
+  let options: PublisherOptions;
+  if (via === "amqp") options = { via, ...common, queue: values.queue };
+  else if (via === "redis") options = { via, ...common, stream: values.stream };
+  else {
+    if (!values.key) throw new UsageError("--key is required with --via http");
+    options = { via, ...common, apiKey: values.key };
+  }
+  const command: PublishInput = { event: values.event, data };
+  if (values.room) command.rooms = values.room;
+  if (values.except) command.except = values.except;
+  if (values.namespace !== undefined) command.namespace = values.namespace;
+  if (values.id !== undefined) command.id = values.id;
+  return { options, command };
+}

@@ -1,0 +1,23 @@
+/**
+ * `switchboard/publisher`: publish to Socket.IO clients from any Node process, through the
+ * RabbitMQ queue, the Redis stream or a gateway's HTTP API. The command is checked here with the
+ * gateways' own schema, so a bad one fails at the caller with the same reason.
+ */
+
+export { ErrorCode, isSwitchboardError, SwitchboardError } from "../../adapters/errors.js";
+export {
+  checkPublishCommand,
+  type PublishCommand,
+  publishCommandSchema,
+} from "../gateway/publish-command.js";
+export {
+  type AmqpPublisherOptions,
+  createPublisher,
+  type HttpPublisherOptions,
+  type Publisher,
+  type PublisherOptions,
+  type PublishInput,
+  type PublishResult,
+  type PublishVia,
+  type RedisPublisherOptions,
+} from "./publisher.js";
