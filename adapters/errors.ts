@@ -15,6 +15,8 @@ export const ErrorCode = {
   CLOSED: "SWB_ERR_CLOSED",
   /** A frame could not be decoded (garbage, or another wire version). */
   DECODE: "SWB_ERR_DECODE",
+  /** The server refused the credentials (HTTP 401: missing or unknown API key). */
+  UNAUTHORIZED: "SWB_ERR_UNAUTHORIZED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -18,7 +18,8 @@ export const PUBLISH_USAGE = `usage: switchboard publish --via amqp|redis|http -
   --stream NAME     Redis stream (default switchboard:publish)
   --timeout MS      give up waiting for the confirmation after MS (default 10000)
 
-exit codes: 0 published, 64 bad usage, 65 invalid command, 69 broker or gateway unavailable
+exit codes: 0 published, 64 bad usage, 65 invalid command, 69 broker or gateway unavailable,
+  77 API key refused
 `;
 
 const DEFAULT_URLS = {
@@ -54,6 +55,7 @@ export async function runPublishCli(
   } catch (err) {
     io.err(`switchboard publish: ${err instanceof Error ? err.message : String(err)}`);
     if (isSwitchboardError(err, "SWB_ERR_INVALID_ARGUMENT")) return 65; // EX_DATAERR
+    if (isSwitchboardError(err, "SWB_ERR_UNAUTHORIZED")) return 77; // EX_NOPERM
     if (isSwitchboardError(err)) return 69; // EX_UNAVAILABLE
     return 1;
   } finally {

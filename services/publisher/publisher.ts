@@ -63,7 +63,8 @@ export interface Publisher {
    * Validates and sends one command; resolves once the broker confirmed it (AMQP publisher
    * confirm, Redis XADD reply) or the gateway accepted it (HTTP 202). Rejects with a
    * SwitchboardError: SWB_ERR_INVALID_ARGUMENT (bad command; `details.reason`),
-   * SWB_ERR_BROKER_CONNECTION (unreachable, refused; `details.status` for HTTP),
+   * SWB_ERR_UNAUTHORIZED (HTTP 401), SWB_ERR_BROKER_CONNECTION (unreachable, refused;
+   * `details.status` for HTTP),
    * SWB_ERR_PUBLISH_TIMEOUT, SWB_ERR_CLOSED.
    */
   publish(command: PublishInput): Promise<PublishResult>;
@@ -245,11 +246,18 @@ function httpTransport(options: HttpPublisherOptions, timeoutMs: number): Transp
       if (res.status === 400 || res.status === 413) {
         throw invalid(`the gateway refused the command (${res.status}): ${reason}`, details);
       }
+      if (res.status === 401) {
+        throw new SwitchboardError(
+          ErrorCode.UNAUTHORIZED,
+          "the gateway refused the API key (401)",
+          {
+            details,
+          },
+        );
+      }
       throw new SwitchboardError(
         ErrorCode.BROKER_CONNECTION,
-        res.status === 401
-          ? "the gateway refused the API key (401)"
-          : `the gateway answered ${res.status}: ${reason}`,
+        `the gateway answered ${res.status}: ${reason}`,
         { details },
       );
     },

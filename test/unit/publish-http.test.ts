@@ -121,3 +121,17 @@ describe("POST /v1/publish", () => {
     );
   });
 });
+
+describe("the HTTP publisher against POST /v1/publish", () => {
+  it("rejects with SWB_ERR_UNAUTHORIZED when the key is refused, and delivers nothing", async () => {
+    const { createPublisher } = await import("../../services/publisher/index.js");
+    const { url, delivered } = await serve();
+    const publisher = createPublisher({ via: "http", url, apiKey: "not-a-key" });
+    onTestFinished(() => publisher.close());
+    await expect(publisher.publish({ rooms: ["chat:1"], event: "message" })).rejects.toMatchObject({
+      code: "SWB_ERR_UNAUTHORIZED",
+      details: { status: 401 },
+    });
+    expect(delivered).toEqual([]);
+  });
+});
