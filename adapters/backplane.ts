@@ -2,6 +2,8 @@ import { createAdapter as createClusterAdapter } from "@socket.io/cluster-adapte
 import type { Namespace, ServerOptions } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import type { BackplaneKind, Config } from "../services/gateway/config.js";
+import { createAmqpBackplane } from "./amqp/backplane.js";
+import type { AmqpLogger } from "./amqp/options.js";
 import { createRedisBackplane } from "./redis/index.js";
 
 /**
@@ -16,14 +18,20 @@ export interface Backplane {
   readonly serverOptions: Partial<ServerOptions>;
   /** True while cross-process traffic can flow; /readyz reports it. */
   isConnected(): boolean;
+  /** Counters of the backplane's own traffic, exported as `switchboard_backplane_*` metrics. */
+  stats?(): BackplaneStats | undefined;
   /** Idempotent; call after the Socket.IO server has closed its adapters. */
   close(): Promise<void>;
 }
+
+/** Numeric counters by name (non-numeric fields are ignored by the metrics exporter). */
+export type BackplaneStats = object;
 
 export type BackplaneConfig = Pick<
   Config,
   | "backplane"
   | "redisUrl"
+  | "redisCluster"
   | "amqpUrl"
   | "amqpExchange"
   | "amqpRoomRouting"
@@ -32,7 +40,10 @@ export type BackplaneConfig = Pick<
   | "requestsTimeoutMs"
 >;
 
-export async function createBackplane(config: BackplaneConfig): Promise<Backplane> {
+export async function createBackplane(
+  config: BackplaneConfig,
+  logger?: AmqpLogger,
+): Promise<Backplane> {
   const heartbeat = {
     heartbeatInterval: config.heartbeatIntervalMs,
     heartbeatTimeout: config.heartbeatTimeoutMs,
@@ -60,6 +71,7 @@ export async function createBackplane(config: BackplaneConfig): Promise<Backplan
     case "redis-streams": {
       const redis = createRedisBackplane(config.backplane, {
         url: requireUrl(config.redisUrl, "REDIS_URL", config.backplane),
+        cluster: config.redisCluster,
         requestsTimeoutMs: config.requestsTimeoutMs,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         heartbeatTimeoutMs: config.heartbeatTimeoutMs,
@@ -72,11 +84,29 @@ export async function createBackplane(config: BackplaneConfig): Promise<Backplan
             ? { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000 } }
             : {},
         isConnected: redis.isConnected,
+        stats: redis.stats,
         close: redis.close,
       };
     }
-    case "amqp":
-      throw new Error("BACKPLANE=amqp is not available in this build yet");
+    case "amqp": {
+      const amqp = await createAmqpBackplane({
+        url: requireUrl(config.amqpUrl, "AMQP_URL", "amqp"),
+        exchange: config.amqpExchange,
+        roomRouting: config.amqpRoomRouting,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+        requestsTimeoutMs: config.requestsTimeoutMs,
+        logger,
+      });
+      return {
+        kind: "amqp",
+        adapter: amqp.adapter as unknown as (nsp: Namespace) => Adapter,
+        serverOptions: {},
+        isConnected: amqp.isConnected,
+        stats: amqp.stats,
+        close: amqp.close,
+      };
+    }
   }
 }
 

@@ -1,76 +1,128 @@
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
-import { Redis, type RedisOptions } from "ioredis";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
+import { ErrorCode, SwitchboardError } from "../errors.js";
+import {
+  closeClient,
+  createClient,
+  type DroppedCommand,
+  failFastWhenOffline,
+  parseRedisUrl,
+  type RedisClient,
+  type RedisTarget,
+} from "./connection.js";
+import { joinAfterSubscribed } from "./sharded.js";
+
+export type { DroppedCommand, RedisClient, RedisTarget } from "./connection.js";
 
 export type RedisBackplaneKind = "redis" | "redis-sharded" | "redis-streams";
 
-export interface RedisBackplaneOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
+export interface RedisBackplaneOptions extends RedisTarget {
   /** Time to wait for other nodes' answers (fetchSockets, serverSideEmitWithAck…), in ms. @default 5000 */
   requestsTimeoutMs?: number;
-  /** Heartbeat period of the streams adapter, in ms. @default 5000 */
+  /**
+   * Heartbeat period of the streams adapter, in ms. Passed on for versions that use it: 0.3.x
+   * counts nodes with PUBSUB NUMSUB and ignores it. @default 5000
+   */
   heartbeatIntervalMs?: number;
-  /** A node silent for this long is considered gone (streams adapter), in ms. @default 10000 */
+  /** A node silent for this long is considered gone (streams adapter; see above), in ms. @default 10000 */
   heartbeatTimeoutMs?: number;
-  /** Extra ioredis options (tests use them to shorten reconnect delays). */
-  redis?: RedisOptions;
+  /**
+   * Called for each publish dropped because Redis was unreachable (at-most-once: nothing is
+   * queued for later). @default ignore
+   */
+  onDropped?: (dropped: DroppedCommand) => void;
 }
 
 export interface RedisBackplane {
+  /** The Socket.IO `adapter` option. */
   adapter: (nsp: Namespace) => Adapter;
+  /** True while every connection to Redis is ready. */
   isConnected(): boolean;
+  /** Counters since the start; `dropped`: publishes dropped while Redis was unreachable. */
+  stats(): RedisBackplaneStats;
+  /** Idempotent; call after the Socket.IO server closed its adapters. */
   close(): Promise<void>;
 }
 
+// A type, not an interface: it must fit the seam's `Record<string, number>`.
+export type RedisBackplaneStats = { dropped: number };
+
+type AdapterFactory = (nsp: Namespace) => Adapter;
+
 /**
- * The Redis backplanes, built on the official adapters over ioredis. They keep the official
- * default key prefix ("socket.io") so that @socket.io/redis-emitter works unchanged.
+ * The Redis backplanes, on the official adapters over ioredis:
+ * - `redis`: `@socket.io/redis-adapter` (classic pub/sub), one publishing + one subscribing connection;
+ * - `redis-sharded`: its `createShardedAdapter` (Redis 7 SPUBLISH/SSUBSCRIBE), in
+ *   `subscriptionMode: "dynamic"`, so a node subscribes to a room's channel only while it has a
+ *   member of that room;
+ * - `redis-streams`: `@socket.io/redis-streams-adapter` (XADD/XREAD, connection state recovery).
+ *
+ * They keep the official default key prefix ("socket.io") so that `@socket.io/redis-emitter`
+ * works unchanged. With `cluster: true`, every connection is an ioredis `Cluster`.
  */
 export function createRedisBackplane(
   kind: RedisBackplaneKind,
   options: RedisBackplaneOptions,
 ): RedisBackplane {
-  const redisOptions: RedisOptions = {
-    // Reconnect forever with a capped delay; commands issued meanwhile fail fast instead of
-    // piling up in an unbounded offline queue (Socket.IO broadcasts are at-most-once anyway).
-    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 10), 5000),
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-    ...options.redis,
+  parseRedisUrl(options.url);
+  const requestsTimeout = positive(options.requestsTimeoutMs, 5000, "requestsTimeoutMs");
+  const heartbeatInterval = positive(options.heartbeatIntervalMs, 5000, "heartbeatIntervalMs");
+  const heartbeatTimeout = positive(options.heartbeatTimeoutMs, 10_000, "heartbeatTimeoutMs");
+
+  let dropped = 0;
+  const onDropped = (info: DroppedCommand) => {
+    dropped++;
+    options.onDropped?.(info);
   };
-  const pub = new Redis(options.url, redisOptions);
-  const clients: Redis[] = [pub];
-  // Errors are reported by status; without a listener ioredis would print unhandled 'error's.
-  pub.on("error", () => {});
-  const requestsTimeout = options.requestsTimeoutMs ?? 5000;
-  let adapter: (nsp: Namespace) => Adapter;
+  const pub = createClient(options);
+  const clients: RedisClient[] = [pub];
+  let adapter: AdapterFactory;
   if (kind === "redis-streams") {
+    // The adapter duplicates `pub` right away for its blocking XREAD and pub/sub connections:
+    // those copies keep the offline queue, so no read or subscription is lost to an outage.
     adapter = createStreamsAdapter(pub, {
-      heartbeatInterval: options.heartbeatIntervalMs ?? 5000,
-      heartbeatTimeout: options.heartbeatTimeoutMs ?? 10_000,
-    }) as unknown as (nsp: Namespace) => Adapter;
+      heartbeatInterval,
+      heartbeatTimeout,
+    }) as unknown as AdapterFactory;
   } else {
-    const sub = pub.duplicate();
-    sub.on("error", () => {});
+    // ioredis' cluster client serves SSUBSCRIBE only with one subscriber per master.
+    const sub = createClient(options, { shardedSubscribers: kind === "redis-sharded" });
     clients.push(sub);
-    adapter = (kind === "redis"
-      ? createAdapter(pub, sub, { requestsTimeout })
-      : createShardedAdapter(pub, sub, { subscriptionMode: "dynamic" })) as unknown as (
-      nsp: Namespace,
-    ) => Adapter;
+    adapter =
+      kind === "redis"
+        ? (createAdapter(pub, sub, { requestsTimeout }) as unknown as AdapterFactory)
+        : joinAfterSubscribed(
+            createShardedAdapter(pub, sub, {
+              subscriptionMode: "dynamic",
+            }) as unknown as AdapterFactory,
+            sub,
+          );
   }
-  let closed = false;
+  // Errors show in the status (isConnected, /readyz); without listeners ioredis would log them.
+  for (const client of clients) client.on("error", () => {});
+  failFastWhenOffline(pub, onDropped);
+
+  let closing: Promise<void> | undefined;
   return {
     adapter,
-    isConnected: () => !closed && clients.every((client) => client.status === "ready"),
-    async close() {
-      if (closed) return;
-      closed = true;
-      await Promise.allSettled(clients.map((client) => client.quit()));
-      for (const client of clients) client.disconnect();
+    isConnected: () => !closing && clients.every((client) => client.status === "ready"),
+    stats: () => ({ dropped }),
+    close() {
+      closing ??= Promise.all(clients.map(closeClient)).then(() => undefined);
+      return closing;
     },
   };
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new SwitchboardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `${name}: must be a positive number of milliseconds (got ${value})`,
+    );
+  }
+  return value;
 }

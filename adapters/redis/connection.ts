@@ -1,0 +1,119 @@
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { ErrorCode, SwitchboardError } from "../errors.js";
+
+/** A standalone client or a cluster client: the official adapters accept both. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisTarget {
+  /** `redis://` or `rediss://` URL; with `cluster`, any one node of the cluster. */
+  url: string;
+  /** The URL names a node of a Redis Cluster: connect with ioredis `Cluster`. @default false */
+  cluster?: boolean;
+  /** Extra ioredis options, merged over ours (tests shorten reconnect delays with them). */
+  redis?: RedisOptions;
+}
+
+/** What a publishing client did with a command it could not hand to Redis. */
+export interface DroppedCommand {
+  command: string;
+  error: Error;
+}
+
+/** Reconnect forever, backing off from 100 ms to at most 2 s, so that recovery is quick. */
+const retryStrategy = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000);
+
+/**
+ * Options of every client. `maxRetriesPerRequest: null`: a command waits for the connection
+ * instead of failing after N reconnect attempts. That is what subscriptions need (an SSUBSCRIBE
+ * queued during an outage is sent after it, where a failed one would be lost for good and
+ * surface as an unhandled rejection inside the official adapters); publishers are made to fail
+ * fast separately, see `failFastWhenOffline`.
+ */
+function baseOptions(target: RedisTarget): RedisOptions {
+  return {
+    retryStrategy,
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    ...target.redis,
+  };
+}
+
+export function parseRedisUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new SwitchboardError(ErrorCode.INVALID_ARGUMENT, `url: not a URL (${url})`, { cause });
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new SwitchboardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `url: must start with redis:// or rediss:// (got ${parsed.protocol}//)`,
+    );
+  }
+  return parsed;
+}
+
+/** A new client for `target`; `extra` applies to a cluster client as a whole (e.g. shardedSubscribers). */
+export function createClient(
+  target: RedisTarget,
+  extra: Partial<ClusterOptions> = {},
+): RedisClient {
+  const url = parseRedisUrl(target.url);
+  if (!target.cluster) return new Redis(target.url, baseOptions(target));
+  const redisOptions: RedisOptions = {
+    ...baseOptions(target),
+    username: decodeURIComponent(url.username) || undefined,
+    password: decodeURIComponent(url.password) || undefined,
+    tls: url.protocol === "rediss:" ? {} : undefined,
+  };
+  return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+    redisOptions,
+    clusterRetryStrategy: retryStrategy,
+    enableOfflineQueue: true,
+    ...extra,
+  });
+}
+
+/**
+ * Broadcasts are at-most-once (Socket.IO's promise), so a publishing client must not queue them
+ * while Redis is away: they would pile up without bound in ioredis' offline queue, be flushed as
+ * a stale burst on reconnect, and — in the official adapters, which await the publish before the
+ * local delivery — hold local traffic back until Redis answered. So, once the client was ready
+ * the first time (nothing is published before that: the gateway is not ready), a command issued
+ * while disconnected fails at once, and each failed publish is reported to `onDropped`. The
+ * commands the adapters fire without awaiting (PUBLISH, SPUBLISH, and SET of the streams
+ * adapter's session store) then resolve with null instead of becoming unhandled rejections;
+ * XADD still rejects, as the adapters await it and catch.
+ */
+export function failFastWhenOffline(
+  client: RedisClient,
+  onDropped: (dropped: DroppedCommand) => void,
+): void {
+  client.once("ready", () => {
+    client.options.enableOfflineQueue = false;
+  });
+  const target = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const command of ["publish", "spublish", "set", "xadd"]) {
+    const send = target[command]?.bind(client);
+    if (!send) continue;
+    const awaitedByCaller = command === "xadd";
+    target[command] = (...args: unknown[]) =>
+      send(...args).catch((error: Error) => {
+        onDropped({ command, error });
+        if (awaitedByCaller) throw error;
+        return null;
+      });
+  }
+}
+
+/** `quit` (flushes what was sent), then `disconnect`; never rejects. */
+export async function closeClient(client: RedisClient): Promise<void> {
+  if (client.status !== "end") {
+    await Promise.race([
+      client.quit().catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+    ]);
+  }
+  client.disconnect();
+}

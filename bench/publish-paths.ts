@@ -1,0 +1,149 @@
+import { randomUUID } from "node:crypto";
+import { Emitter } from "@socket.io/redis-emitter";
+import amqp from "amqplib";
+import { Redis } from "ioredis";
+import type { Socket } from "socket.io-client";
+import { createPublisher, type Publisher } from "../services/publisher/index.js";
+import { amqpUrl, redisUrl } from "../test/support/brokers.js";
+import { connectClient, request } from "../test/support/clients.js";
+import { waitFor } from "../test/support/wait.js";
+import { startGateways } from "./gateways.js";
+import { type LatencySummary, now, round, summarize } from "./stats.js";
+
+interface PathRow {
+  path: string;
+  commands: number;
+  expected: number;
+  delivered: number;
+  lost: number;
+  deliveredPerSec: number;
+  latencyMs: LatencySummary;
+}
+
+const COMMANDS = Number(process.env.BENCH_COMMANDS ?? 3000);
+const MEMBERS_PER_GATEWAY = 5;
+const WINDOW = 64; // commands in flight per publisher
+
+/**
+ * Queue -> client vs emitter -> client: the same commands, to the same room of clients on two
+ * gateways (BACKPLANE=redis), sent as fast as the path takes them with a bounded window.
+ */
+export async function publishPaths(_durationMs: number) {
+  const queue = `bench.publish.${randomUUID().slice(0, 8)}`;
+  const stream = `bench:publish:${randomUUID().slice(0, 8)}`;
+  const [redis, amqpBroker] = [await redisUrl(), await amqpUrl()];
+  const cluster = await startGateways("redis", 2, {
+    INGEST: "on",
+    AMQP_URL: amqpBroker,
+    INGEST_AMQP_QUEUE: queue,
+    INGEST_REDIS_STREAM: stream,
+  });
+  const sockets: Socket[] = [];
+  const rows: PathRow[] = [];
+  try {
+    let delivered = 0;
+    let lastAt = 0;
+    const latencies: number[] = [];
+    for (const url of cluster.urls) {
+      for (let i = 0; i < MEMBERS_PER_GATEWAY; i++) {
+        const socket = await connectClient(url);
+        sockets.push(socket);
+        socket.on("bench", (data: { t: number }) => {
+          lastAt = now();
+          latencies.push(lastAt - data.t);
+          delivered += 1;
+        });
+        await request(socket, "join", "bench:paths");
+      }
+    }
+    const members = sockets.length;
+
+    const run = async (
+      path: string,
+      send: (data: { t: number }) => Promise<unknown> | undefined,
+    ) => {
+      delivered = 0;
+      latencies.length = 0;
+      const expected = COMMANDS * members;
+      const started = now();
+      const inFlight = new Set<Promise<unknown>>();
+      for (let i = 0; i < COMMANDS; i++) {
+        const pending = send({ t: now() });
+        if (pending) {
+          const tracked = pending.finally(() => inFlight.delete(tracked));
+          inFlight.add(tracked);
+          if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+        }
+      }
+      await Promise.all(inFlight);
+      await waitFor(() => delivered >= expected || now() - Math.max(lastAt, started) > 10_000, {
+        timeoutMs: 180_000,
+        intervalMs: 20,
+        message: `${path} deliveries`,
+      });
+      const row: PathRow = {
+        path,
+        commands: COMMANDS,
+        expected,
+        delivered,
+        lost: Math.max(0, expected - delivered),
+        deliveredPerSec: round(delivered / ((lastAt - started) / 1000), 0),
+        latencyMs: summarize(latencies),
+      };
+      rows.push(row);
+      console.log(
+        `publish-path           ${path.padEnd(14)} delivered=${row.delivered}/${row.expected} lost=${row.lost} rate=${row.deliveredPerSec}/s p50=${row.latencyMs.p50}ms p99=${row.latencyMs.p99}ms`,
+      );
+    };
+
+    // Emitter path: @socket.io/redis-emitter straight onto the Redis backplane.
+    const emitterClient = new Redis(redis);
+    const emitter = new Emitter(emitterClient);
+    await run("redis-emitter", (data) => {
+      emitter.to("bench:paths").emit("bench", data);
+      return undefined;
+    });
+    emitterClient.disconnect();
+
+    const publishers: Publisher[] = [
+      createPublisher({ via: "amqp", url: amqpBroker, queue }),
+      createPublisher({ via: "redis", url: redis, stream }),
+    ];
+    try {
+      for (const [name, publisher] of [
+        ["amqp-queue", publishers[0]!],
+        ["redis-stream", publishers[1]!],
+      ] as const) {
+        await run(name, (data) =>
+          publisher.publish({ rooms: ["bench:paths"], event: "bench", data }),
+        );
+      }
+    } finally {
+      await Promise.all(publishers.map((p) => p.close()));
+      // Bench queues are not needed afterwards.
+      const connection = await amqp.connect(amqpBroker);
+      const channel = await connection.createChannel();
+      await channel.deleteQueue(queue).catch(() => undefined);
+      await channel.deleteQueue(`${queue}.dead`).catch(() => undefined);
+      await connection.close();
+      const cleanup = new Redis(redis);
+      await cleanup.del(stream, `${stream}:dead`);
+      cleanup.disconnect();
+    }
+    const [emitterRow, amqpRow, streamRow] = rows;
+    return {
+      rows,
+      ratios: {
+        "amqp-queue/emitter delivered/s": round(
+          amqpRow!.deliveredPerSec / emitterRow!.deliveredPerSec,
+        ),
+        "redis-stream/emitter delivered/s": round(
+          streamRow!.deliveredPerSec / emitterRow!.deliveredPerSec,
+        ),
+      },
+    };
+  } finally {
+    for (const socket of sockets) socket.disconnect();
+    await cluster.stop();
+  }
+}
