@@ -3,7 +3,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 /** Gateway metrics on a registry of its own, so several gateways can live in one test process. */
 export function createGatewayMetrics(
   labels: { gateway: string; backplane: string },
-  backplaneStats?: () => Readonly<Record<string, number>> | undefined,
+  backplaneStats?: () => object | undefined,
 ) {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
@@ -31,8 +31,12 @@ export function createGatewayMetrics(
     registers: [registry],
   });
   // The backplane's own counters (published, dropped, received…), read at scrape time.
-  const stats = backplaneStats?.();
-  for (const key of Object.keys(stats ?? {})) {
+  const read = (key: string): number | undefined => {
+    const value = (backplaneStats?.() as Record<string, unknown> | undefined)?.[key];
+    return typeof value === "number" ? value : undefined;
+  };
+  for (const key of Object.keys(backplaneStats?.() ?? {})) {
+    if (read(key) === undefined) continue;
     const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     const gaugeOnly = key === "bindings";
     new Gauge({
@@ -40,7 +44,7 @@ export function createGatewayMetrics(
       help: `Backplane ${key} ${gaugeOnly ? "(current)" : "since start"}`,
       registers: [registry],
       collect() {
-        const value = backplaneStats?.()?.[key];
+        const value = read(key);
         if (value !== undefined) this.set(value);
       },
     });
