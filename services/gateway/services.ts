@@ -66,7 +66,14 @@ export async function startServices(
       }),
     );
   }
-  if (config.redisUrl) {
+  if (config.redisUrl && config.redisCluster) {
+    // The consumer moves dead letters and acknowledgements in one MULTI over two keys, which a
+    // Redis Cluster refuses across hash slots.
+    logger.warn(
+      { stream: config.ingestRedisStream },
+      "Redis stream ingest is not available with REDIS_CLUSTER=on: publish through the RabbitMQ queue or POST /v1/publish",
+    );
+  } else if (config.redisUrl) {
     consumers.push(
       startRedisIngest({
         ...common,
