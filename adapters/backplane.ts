@@ -76,6 +76,13 @@ export async function createBackplane(
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       });
+      // Bounded: a gateway whose Redis is down still starts, local-only and not ready.
+      if (!(await redis.whenReady(10_000))) {
+        logger?.warn(
+          { backplane: config.backplane },
+          "Redis not ready after 10 s; starting anyway",
+        );
+      }
       return {
         kind: config.backplane,
         adapter: redis.adapter,

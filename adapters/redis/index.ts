@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import type { Namespace } from "socket.io";
@@ -42,6 +43,12 @@ export interface RedisBackplane {
   isConnected(): boolean;
   /** Counters since the start; `dropped`: publishes dropped while Redis was unreachable. */
   stats(): RedisBackplaneStats;
+  /**
+   * Resolves true once every connection is ready, false after `timeoutMs`. Create namespaces
+   * after it: a subscription sent between "connect" and "ready" upsets ioredis' ready check, and
+   * the reconnect that follows loses it.
+   */
+  whenReady(timeoutMs: number): Promise<boolean>;
   /** Idempotent; call after the Socket.IO server closed its adapters. */
   close(): Promise<void>;
 }
@@ -109,6 +116,14 @@ export function createRedisBackplane(
     adapter,
     isConnected: () => !closing && clients.every((client) => client.status === "ready"),
     stats: () => ({ dropped }),
+    async whenReady(timeoutMs: number) {
+      const deadline = Date.now() + timeoutMs;
+      while (!closing && clients.some((client) => client.status !== "ready")) {
+        if (Date.now() > deadline) return false;
+        await delay(20);
+      }
+      return !closing;
+    },
     close() {
       closing ??= Promise.all(clients.map(closeClient)).then(() => undefined);
       return closing;

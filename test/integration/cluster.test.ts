@@ -16,7 +16,7 @@ describe("switchboard cluster (embedded, 2 workers)", () => {
   let cluster: GatewayProcess;
 
   beforeAll(async () => {
-    cluster = await startGateway({ mode: "cluster", env: { WORKERS: "2" } });
+    cluster = await startGateway({ mode: "cluster", env: { WORKERS: "2", LOG_LEVEL: "info" } });
   });
   afterAll(() => cluster?.stop());
   afterEach(() => closeAllClients());
@@ -70,6 +70,18 @@ describe("switchboard cluster (embedded, 2 workers)", () => {
       { timeoutMs: 20_000, message: "a replacement worker" },
     );
     expect(workersAfter).toContain(workersBefore[1]);
+    const replacement = workersAfter.find((pid) => pid !== workersBefore[1])!;
+    await waitFor(
+      () =>
+        cluster
+          .output()
+          .split("\n")
+          .some(
+            (line) =>
+              line.includes(`"worker":${replacement},`) && line.includes('"msg":"worker ready"'),
+          ),
+      { timeoutMs: 30_000, message: "the replacement's 'worker ready' log line" },
+    );
     // The replacement serves clients: both workers take connections again.
     const byWorker = await clientsOnEveryWorker(cluster.url, 2);
     expect(byWorker.size).toBe(2);

@@ -58,24 +58,29 @@ export interface WhoAmI {
 
 export const whoami = (socket: Socket) => request<WhoAmI>(socket, "whoami");
 
-/** Connects clients until each of `gateways` ids holds at least one (cluster workers). */
+/**
+ * Connects clients until `workers` distinct gateway ids hold at least one (cluster workers);
+ * a worker still starting gets its first client once it is up.
+ */
 export async function clientsOnEveryWorker(
   url: string,
   workers: number,
-  { maxClients = 40 } = {},
+  { maxClients = 200 } = {},
 ): Promise<Map<string, Socket[]>> {
   const byGateway = new Map<string, Socket[]>();
+  let count = 0;
   await waitFor(
     async () => {
+      if (count >= maxClients) {
+        throw new Error(`${maxClients} clients landed on ${byGateway.size} of ${workers} workers`);
+      }
+      count += 1;
       const socket = await connectClient(url);
       const me = await whoami(socket);
       byGateway.set(me.gateway, [...(byGateway.get(me.gateway) ?? []), socket]);
-      if ([...byGateway.values()].flat().length > maxClients) {
-        throw new Error(`${maxClients} clients landed on ${byGateway.size} of ${workers} workers`);
-      }
       return byGateway.size >= workers;
     },
-    { timeoutMs: 30_000, intervalMs: 0, message: `clients on ${workers} workers` },
+    { timeoutMs: 30_000, intervalMs: 50, message: `clients on ${workers} workers` },
   );
   return byGateway;
 }

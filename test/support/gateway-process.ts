@@ -147,9 +147,10 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   if (target !== "nothing") {
     const path = target === "ready" ? "/readyz" : "/healthz";
     try {
-      await waitFor(
+      const outcome = await waitFor(
         async () => {
-          if (!running) throw new Error(`exited early:\n${output}`);
+          // A process that exited will not become ready: stop waiting at once.
+          if (!running) return "exited";
           const res = await fetch(url + path, { signal: AbortSignal.timeout(1000) });
           return res.status === 200;
         },
@@ -159,6 +160,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
           message: `${mode} on port ${port} ${target}`,
         },
       );
+      if (outcome === "exited")
+        throw new Error(`${mode} on port ${port} exited before it was ${target}`);
     } catch (err) {
       await gateway.stop(1000);
       throw new Error(`${(err as Error).message}\n--- output ---\n${output}`);

@@ -1,0 +1,4 @@
+import { backplanes } from "../support/backplanes.js";
+import { conformanceSuite } from "./suite.js";
+
+conformanceSuite(backplanes.amqp);
