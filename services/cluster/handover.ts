@@ -1,4 +1,24 @@
+import cluster from "node:cluster";
+import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
+import { setupPrimary } from "@socket.io/cluster-adapter";
+import { setupMaster } from "@socket.io/sticky";
+
+/**
+ * The primary's side of `switchboard cluster`: cluster-adapter relaying, and an HTTP server (not
+ * yet listening) whose connections @socket.io/sticky hands to workers. Call before forking.
+ */
+export function setupStickyPrimary(): Server {
+  // "advanced" (structured clone) keeps Buffers binary between workers, as the cluster adapter
+  // requires; JSON would turn them into {type: "Buffer", data: [...]}.
+  cluster.setupPrimary({ serialization: "advanced" });
+  setupPrimary();
+  const httpServer = createServer();
+  // Before sticky's own listener, so that it runs first.
+  httpServer.on("connection", stopReadingOnHandover);
+  setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
+  return httpServer;
+}
 
 /**
  * @socket.io/sticky (1.0.4) reads a connection's first chunk in the primary, then sends the

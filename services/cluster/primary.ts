@@ -1,11 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
-import { createServer } from "node:http";
-import { setupPrimary } from "@socket.io/cluster-adapter";
-import { setupMaster } from "@socket.io/sticky";
 import type { Config } from "../gateway/config.js";
 import { createLogger } from "../gateway/logger.js";
 import { exitOnSignals, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../gateway/main.js";
-import { stopReadingOnHandover } from "./handover.js";
+import { setupStickyPrimary } from "./handover.js";
 
 /**
  * `switchboard cluster`: a primary that owns the port and forks `WORKERS` gateway workers.
@@ -22,14 +19,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
   const crashes = new Map<number, number[]>();
   let stopping = false;
 
-  // "advanced" (structured clone) keeps Buffers binary between workers, as the cluster adapter
-  // requires; JSON would turn them into {type: "Buffer", data: [...]}.
-  cluster.setupPrimary({ serialization: "advanced" });
-  setupPrimary();
-  const httpServer = createServer();
-  // Before sticky's own listener, so that it runs first.
-  httpServer.on("connection", stopReadingOnHandover);
-  setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
+  const httpServer = setupStickyPrimary();
 
   const fork = (index: number) => {
     const worker = cluster.fork({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isValidEventName, ROOM_PATTERN } from "./rooms.js";
+import { EVENT_PATTERN, isValidEventName, RESERVED_EVENT_NAMES, ROOM_PATTERN } from "./rooms.js";
 
 /**
  * The publish command, version 1 (ARCHITECTURE.md "External publishing"): one JSON object for
@@ -7,18 +7,8 @@ import { isValidEventName, ROOM_PATTERN } from "./rooms.js";
  * `z.toJSONSchema(publishCommandSchema)`; test/unit/publish-command.test.ts keeps them equal.
  */
 
-/** Socket.IO names these events itself; a server emit of one throws (or confuses clients). */
-export const RESERVED_EVENT_NAMES = [
-  "connect",
-  "connect_error",
-  "disconnect",
-  "disconnecting",
-  "newListener",
-  "removeListener",
-  "error",
-] as const;
+export { RESERVED_EVENT_NAMES };
 
-const EVENT_PATTERN = /^[A-Za-z0-9:_.-]{1,100}$/;
 const NAMESPACE_PATTERN = /^\/[A-Za-z0-9:_.@/-]{0,199}$/;
 export const MAX_ROOMS_PER_COMMAND = 1000;
 

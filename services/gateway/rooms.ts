@@ -8,9 +8,10 @@ export const ROOM_PATTERN = /^[A-Za-z0-9:_.@/-]{1,200}$/;
 /** Socket.IO ids are 20 chars of base64url; a client room of that exact shape could hijack one. */
 const SOCKET_ID_SHAPE = /^[A-Za-z0-9_-]{20}$/;
 
-/** Event names a client may publish: no Socket.IO reserved names, a bounded charset. */
-const EVENT_PATTERN = /^[A-Za-z0-9:_.-]{1,100}$/;
-const RESERVED_EVENTS = new Set([
+/** Event names clients and publish commands may use: a bounded charset… */
+export const EVENT_PATTERN = /^[A-Za-z0-9:_.-]{1,100}$/;
+/** …and none that Socket.IO names itself (an emit of one throws or confuses clients). */
+export const RESERVED_EVENT_NAMES = [
   "connect",
   "connect_error",
   "disconnect",
@@ -18,7 +19,8 @@ const RESERVED_EVENTS = new Set([
   "newListener",
   "removeListener",
   "error",
-]);
+] as const;
+const RESERVED_EVENTS: ReadonlySet<string> = new Set(RESERVED_EVENT_NAMES);
 
 export type RoomCheck = "ok" | "invalid_room" | "forbidden";
 

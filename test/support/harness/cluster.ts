@@ -1,8 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
-import { createServer } from "node:http";
-import { setupPrimary } from "@socket.io/cluster-adapter";
-import { setupMaster } from "@socket.io/sticky";
-import { stopReadingOnHandover } from "../../../services/cluster/handover.js";
+import { setupStickyPrimary } from "../../../services/cluster/handover.js";
 import type { Config } from "../../../services/gateway/config.js";
 import { createLogger } from "../../../services/gateway/logger.js";
 import { exitOnSignals, SHUTDOWN_MESSAGE } from "../../../services/gateway/main.js";
@@ -31,14 +28,7 @@ export async function runHarnessPrimary(config: Config): Promise<void> {
   let nextRelayId = 1;
   let stopping = false;
 
-  // Binary packets cross the primary: with the default "json" IPC serialization a Buffer arrives
-  // as {type:"Buffer", data} (the cluster adapter's docs ask for "advanced").
-  cluster.setupPrimary({ serialization: "advanced" });
-  setupPrimary();
-  const httpServer = createServer();
-  // Before sticky's listener, so that this runs before sticky hands the socket over.
-  httpServer.on("connection", stopReadingOnHandover);
-  setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
+  const httpServer = setupStickyPrimary();
 
   cluster.on("message", (_worker, message: unknown) => {
     if (!isControlReply(message)) return;
