@@ -91,7 +91,7 @@ async function main() {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${round(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}`;
   console.log(`Switchboard benchmarks — ${new Date().toISOString()} — ${machine}\n`);
   const ratios: Record<string, number> = {};
-  for (const rate of [500, 1500]) {
+  for (const rate of [500, 1500, 4000]) {
     await backplaneThroughput("redis", rate);
     await backplaneThroughput("amqp", rate);
     const [redis, amqp] = rows.slice(-2).map((r) => r.result);
