@@ -25,15 +25,20 @@ export interface PrivateRedis {
  * key/channel names) or that stop Redis. Needs the `redis-server` binary on PATH.
  */
 export async function startPrivateRedis(extraArgs: string[] = []): Promise<PrivateRedis> {
-  const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), "switchboard-redis-"));
   let server: RedisProcess | undefined;
   let removed = false;
-  try {
-    server = await spawnRedis(port, dir, extraArgs);
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
+  let port = 0;
+  // Another process may take the free port before redis-server binds it: try a few.
+  for (let attempt = 1; !server; attempt++) {
+    port = await freePort();
+    try {
+      server = await spawnRedis(port, dir, extraArgs);
+    } catch (err) {
+      if (attempt < 3) continue;
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
   return {
     url: `redis://127.0.0.1:${port}`,
