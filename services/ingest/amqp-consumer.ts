@@ -51,6 +51,8 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
   const stop = new AbortController();
   let connection: ChannelModel | undefined;
   let inFlight: Promise<void> = Promise.resolve();
+  /** Acknowledges what the current channel has handled (before its connection is closed). */
+  let flushAcks = () => {};
 
   const deadLetter = (channel: ConfirmChannel, msg: ConsumeMessage, code: string, reason: string) =>
     new Promise<void>((resolve, reject) => {
@@ -81,43 +83,103 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
       options.onOutcome?.("dead");
     });
 
-  const handleMessage = async (
+  /**
+   * One command, in queue order. Returns a promise only when it has to wait (a dead letter's
+   * confirm, an asynchronous `handle`): the common case, a valid command and a synchronous
+   * `deliver`, costs no promise at all. `settled` marks a command as done, to be acknowledged.
+   */
+  const handleMessage = (
     current: ChannelModel,
     channel: ConfirmChannel,
     msg: ConsumeMessage,
-  ): Promise<void> => {
+    acks: AckBatch,
+  ): Promise<void> | undefined => {
     if (stop.signal.aborted || connection !== current) return; // requeued when the connection closes
     const check = checkPublishCommand(msg.content, { maxBytes });
     if (!check.ok) {
-      await deadLetter(channel, msg, check.code, check.reason);
-      channel.ack(msg);
-      return;
+      return deadLetter(channel, msg, check.code, check.reason).then(() => acks.settled(msg));
     }
     if (!isReady()) {
       // Stop taking commands: closing requeues them, and with a single active consumer the next
-      // gateway in line gets them in order.
+      // gateway in line gets them in order. What was delivered is acknowledged first.
       logger.warn(log, "ingest paused: gateway not ready");
+      acks.flush();
       connection = undefined;
-      await current.close().catch(() => {});
-      return;
+      return current.close().catch(() => {});
     }
     // Quorum queues count deliveries in x-delivery-count (absent on the first one).
     const attempt = Number(msg.properties.headers?.["x-delivery-count"] ?? 0) + 1;
-    try {
-      await options.handle(check.command);
-    } catch (err) {
+    const failed = (err: unknown): Promise<void> | undefined => {
       if (attempt >= topology.maxAttempts) {
-        await deadLetter(channel, msg, "failed", `failed ${attempt} times: ${errorMessage(err)}`);
-        channel.ack(msg);
-      } else {
-        logger.warn({ ...log, err, attempt }, "command failed: requeued");
-        options.onOutcome?.("retried");
-        channel.nack(msg, false, true);
+        return deadLetter(
+          channel,
+          msg,
+          "failed",
+          `failed ${attempt} times: ${errorMessage(err)}`,
+        ).then(() => acks.settled(msg));
       }
+      logger.warn({ ...log, err, attempt }, "command failed: requeued");
+      options.onOutcome?.("retried");
+      acks.flush();
+      channel.nack(msg, false, true);
+      return;
+    };
+    let handed: void | Promise<void>;
+    try {
+      handed = options.handle(check.command);
+    } catch (err) {
+      return failed(err);
+    }
+    if (handed === undefined || typeof handed.then !== "function") {
+      acks.settled(msg);
+      options.onOutcome?.("delivered");
       return;
     }
-    channel.ack(msg);
-    options.onOutcome?.("delivered");
+    return handed.then(
+      () => {
+        acks.settled(msg);
+        options.onOutcome?.("delivered");
+      },
+      (err: unknown) => failed(err),
+    );
+  };
+
+  /**
+   * Takes the channel's deliveries in order: each waits for the one before it. Runs them
+   * synchronously while nothing has to wait, so a burst from one socket read is one loop.
+   */
+  const consumeInOrder = (current: ChannelModel, channel: ConfirmChannel) => {
+    const acks = ackBatch(channel, Math.max(1, Math.floor(prefetch / 2)));
+    const backlog: ConsumeMessage[] = [];
+    let busy = false;
+    const drain = async (): Promise<void> => {
+      try {
+        // At most `prefetch` commands wait here: shift() stays cheap.
+        for (let msg = backlog.shift(); msg !== undefined; msg = backlog.shift()) {
+          const waiting = handleMessage(current, channel, msg, acks);
+          if (waiting !== undefined) await waiting;
+        }
+        acks.later();
+      } catch (err) {
+        // The channel failed mid-command (a dead letter refused, a closed channel): acknowledge
+        // what was done before it, and start over, so that the broker requeues this command and
+        // the ones behind it — a later `multiple` acknowledgement must never cover it.
+        logger.warn({ ...log, err }, "command left unacknowledged: reconnecting");
+        acks.flush();
+        backlog.length = 0;
+        if (connection === current) connection = undefined;
+        await current.close().catch(() => {});
+      } finally {
+        busy = false;
+      }
+    };
+    flushAcks = () => acks.flush();
+    return (msg: ConsumeMessage) => {
+      backlog.push(msg);
+      if (busy) return;
+      busy = true;
+      inFlight = drain();
+    };
   };
 
   /** One connection's life: resolves when it closes (broker gone, paused, or stopped). */
@@ -137,20 +199,17 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
       // Without its channel a connection consumes nothing: end the session and start over.
       channel.on("close", () => void current.close().catch(() => {}));
       await channel.prefetch(prefetch);
+      const onDelivery = consumeInOrder(current, channel);
       await channel.consume(
         topology.queue,
         (msg) => {
           if (msg === null) {
             logger.warn(log, "consumer cancelled by the broker");
+            flushAcks();
             void current.close().catch(() => {});
             return;
           }
-          inFlight = inFlight
-            .then(() => handleMessage(current, channel, msg))
-            .catch((err: unknown) => {
-              // The channel went away mid-command: the broker requeues it.
-              logger.debug({ ...log, err }, "command left unacknowledged");
-            });
+          onDelivery(msg);
         },
         { noAck: false, consumerTag: `${name}:${Date.now()}` },
       );
@@ -187,6 +246,7 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
       closing ??= (async () => {
         stop.abort();
         await inFlight;
+        flushAcks();
         const current = connection;
         connection = undefined;
         await current?.close().catch(() => {});
@@ -194,5 +254,52 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
       })();
       return closing;
     },
+  };
+}
+
+interface AckBatch {
+  /** `msg` was handed over (or dead-lettered): acknowledge it, with the ones before it, soon. */
+  settled(msg: ConsumeMessage): void;
+  /** Acknowledge what was settled after the current burst of deliveries. */
+  later(): void;
+  /** Acknowledge what was settled now. */
+  flush(): void;
+}
+
+/**
+ * Acknowledgements in batches: one `multiple` ack for the last settled command covers every one
+ * before it, which is safe because commands settle strictly in delivery order, and saves the
+ * broker one (replicated) settlement per command. A batch is sent when `every` commands are
+ * waiting for it, at the end of a burst, or before the channel is given up; a command is never
+ * acknowledged before it was handed to the backplane.
+ */
+function ackBatch(channel: ConfirmChannel, every: number): AckBatch {
+  let last: ConsumeMessage | undefined;
+  let waiting = 0;
+  let timer: NodeJS.Immediate | undefined;
+  const flush = () => {
+    if (timer !== undefined) {
+      clearImmediate(timer);
+      timer = undefined;
+    }
+    if (last === undefined) return;
+    const msg = last;
+    last = undefined;
+    waiting = 0;
+    try {
+      channel.ack(msg, true);
+    } catch {
+      // The channel is closed: the broker requeues these commands, delivered at least once.
+    }
+  };
+  return {
+    settled(msg) {
+      last = msg;
+      if (++waiting >= every) flush();
+    },
+    later() {
+      if (last !== undefined && timer === undefined) timer = setImmediate(flush);
+    },
+    flush,
   };
 }
