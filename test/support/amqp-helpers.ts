@@ -7,6 +7,7 @@ import { type Socket as ClientSocket, io as connectClient } from "socket.io-clie
 import { onTestFinished } from "vitest";
 import type { AmqpAdapterOptions, AmqpLogger } from "../../adapters/amqp/index.js";
 import { type AmqpAdapter, createAmqpAdapter } from "../../adapters/amqp/index.js";
+import { nextEvent as sharedNextEvent, waitFor as sharedWaitFor } from "./wait.js";
 
 /** The shared broker (never stopped by tests); AMQP_URL overrides it. */
 export function amqpUrl(): string {
@@ -18,37 +19,27 @@ export function uniqueExchange(): string {
   return `switchboard.test.${randomBytes(5).toString("hex")}`;
 }
 
-/** Polls `condition` until true; fails with `what` after `timeoutMs`. */
+/** Polls `condition` until true; fails with `what` after `timeoutMs` (test/support/wait.ts). */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   timeoutMs = 5_000,
   what = "condition",
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`waitFor: ${what} not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 15));
-  }
+  await sharedWaitFor(condition, { timeoutMs, intervalMs: 15, message: what });
 }
 
 /** Resolves with the next `event` on `socket` (its first argument), or rejects after `timeoutMs`. */
-export function nextEvent<T = unknown>(
+export async function nextEvent<T = unknown>(
   socket: ClientSocket,
   event: string,
   timeoutMs = 5_000,
 ): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.off(event, on);
-      reject(new Error(`no "${event}" within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const on = (value: T) => {
-      clearTimeout(timer);
-      resolve(value);
-    };
-    socket.once(event, on);
-  });
+  const [first] = await sharedNextEvent<[T]>(
+    socket as unknown as Parameters<typeof sharedNextEvent<[T]>>[0],
+    event,
+    timeoutMs,
+  );
+  return first;
 }
 
 /** A logger that records lines for assertions. */
