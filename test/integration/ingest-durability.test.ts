@@ -23,6 +23,27 @@ const command = (n: number, room: string) => ({
 });
 
 /**
+ * Waits until both clients hold all COMMANDS distinct commands, each with its matching data, and
+ * at most `maxDuplicates` repeated ids.
+ */
+async function expectEveryCommandAtBoth(
+  clients: Array<{ received: Parameters<typeof tally>[0] }>,
+  maxDuplicates: number,
+): Promise<void> {
+  await waitFor(() => clients.every((client) => tally(client.received).distinct === COMMANDS), {
+    timeoutMs: 60_000,
+    message: `${COMMANDS} commands at both clients`,
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(clients.map((c) => tally(c.received)))}`);
+  });
+  for (const client of clients) {
+    const { distinct, duplicates, mismatched } = tally(client.received);
+    expect({ distinct, mismatched }).toEqual({ distinct: COMMANDS, mismatched: 0 });
+    expect(duplicates).toBeLessThanOrEqual(maxDuplicates);
+  }
+}
+
+/**
  * Kills the gateway with SIGKILL once `started()` holds. With `frozen`, the gateway is first
  * frozen (SIGSTOP) until `frozen()` holds of its state, so the kill lands where the test wants.
  */
@@ -82,24 +103,8 @@ describe("commands queued while no gateway consumes are all delivered, across a 
     await killMidStream(active, () => first.received.length >= 500);
     expect(first.received.length).toBeLessThan(COMMANDS);
 
-    await waitFor(
-      () =>
-        tally(first.received).distinct === COMMANDS && tally(second.received).distinct === COMMANDS,
-      {
-        timeoutMs: 60_000,
-        message: `${COMMANDS} commands at both clients`,
-      },
-    ).catch((err: Error) => {
-      throw new Error(
-        `${err.message}: ${JSON.stringify([tally(first.received), tally(second.received)])}`,
-      );
-    });
-    for (const client of [first, second]) {
-      const { distinct, duplicates, mismatched } = tally(client.received);
-      expect({ distinct, mismatched }).toEqual({ distinct: COMMANDS, mismatched: 0 });
-      // Redeliveries after the kill are the only duplicates, each with its command's id.
-      expect(duplicates).toBeLessThanOrEqual(100 + 1);
-    }
+    // Redeliveries after the kill are the only duplicates, each with its command's id.
+    await expectEveryCommandAtBoth([first, second], 100 + 1);
     expect(await ingested(standby, "amqp")).toBeGreaterThan(0);
   });
 
@@ -140,23 +145,7 @@ describe("commands queued while no gateway consumes are all delivered, across a 
     );
     expect(first.received.length).toBeLessThan(COMMANDS);
 
-    await waitFor(
-      () =>
-        tally(first.received).distinct === COMMANDS && tally(second.received).distinct === COMMANDS,
-      {
-        timeoutMs: 60_000,
-        message: `${COMMANDS} commands at both clients`,
-      },
-    ).catch((err: Error) => {
-      throw new Error(
-        `${err.message}: ${JSON.stringify([tally(first.received), tally(second.received)])}`,
-      );
-    });
-    for (const client of [first, second]) {
-      const { distinct, duplicates, mismatched } = tally(client.received);
-      expect({ distinct, mismatched }).toEqual({ distinct: COMMANDS, mismatched: 0 });
-      expect(duplicates).toBeLessThanOrEqual(100);
-    }
+    await expectEveryCommandAtBoth([first, second], 100);
     await waitFor(
       async () => ((await redis.xpending(names.stream, "switchboard")) as [number])[0] === 0,
       {
