@@ -1,9 +1,15 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so the same entry point serves `npm start`,
-// the Docker image and cluster workers (which re-run this file).
-import { register } from "tsx/esm/api";
+// Production entry point: runs the compiled JavaScript in dist/ (built by `npm run build`, and by
+// `npm ci`/`npm install` through the prepare script). Development and tests run the TypeScript
+// sources instead: `node --import tsx services/entry.ts <command>`.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-register();
-const { holdEarlyConnections } = await import("../services/cluster/early-connections.ts");
-holdEarlyConnections();
-await import("../services/cli.ts");
+const entry = new URL("../dist/services/entry.js", import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  process.stderr.write(
+    "switchboard: dist/services/entry.js is missing: run `npm run build` (or `npm ci`) first\n",
+  );
+  process.exit(70); // EX_SOFTWARE
+}
+await import(entry.href);

@@ -12,8 +12,8 @@ interface EarlyState {
   listener: ((message: unknown, handle: SendHandle) => void) | undefined;
 }
 
-// bin/ loads this file by its .ts path before tsx maps the .js imports of the sources; one
-// process-wide state keeps both module instances (if there are two) on the same queue.
+// The entry point loads this file before the rest of the gateway; one process-wide state keeps
+// every module instance of it (if a loader ever makes two) on the same queue.
 const KEY = Symbol.for("switchboard.cluster.earlyConnections");
 const registry = globalThis as typeof globalThis & { [KEY]?: EarlyState };
 registry[KEY] ??= { held: [], listener: undefined };

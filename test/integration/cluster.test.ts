@@ -90,10 +90,10 @@ describe("switchboard cluster (embedded, 2 workers)", () => {
 
 function childPids(parent: number): number[] {
   try {
-    // Workers only: tsx also runs an esbuild child.
+    // Workers only (they re-run the entry file): tsx also runs an esbuild child.
     return execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(parent)], { encoding: "utf8" })
       .split("\n")
-      .filter((line) => line.includes("switchboard.js"))
+      .filter((line) => line.includes("entry.ts"))
       .map((line) => Number.parseInt(line.trim(), 10))
       .filter((pid) => pid > 0);
   } catch {

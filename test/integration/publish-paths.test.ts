@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { PublishCommand } from "../../services/gateway/publish-command.js";
 import { createPublisher, type PublisherOptions } from "../../services/publisher/index.js";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
-import type { GatewayProcess } from "../support/gateway-process.js";
+import { type GatewayProcess, sourceCliArgv } from "../support/gateway-process.js";
 import { waitFor } from "../support/wait.js";
 import {
   API_KEY,
@@ -17,7 +16,6 @@ import {
   uniqueNames,
 } from "./publish-helpers.js";
 
-const CLI = fileURLToPath(new URL("../../bin/switchboard.js", import.meta.url));
 const run = promisify(execFile);
 
 type Send = (command: Omit<PublishCommand, "v">) => Promise<void>;
@@ -135,7 +133,7 @@ describe("every publishing path reaches clients on every gateway, filtered by ro
         args.push("--data", JSON.stringify(command.data), "--id", command.id ?? "");
         for (const room of command.rooms ?? []) args.push("--room", room);
         for (const room of command.except ?? []) args.push("--except", room);
-        const { stdout } = await run(process.execPath, [CLI, ...args], { timeout: 20_000 });
+        const { stdout } = await run(process.execPath, sourceCliArgv(args), { timeout: 20_000 });
         expect(stdout.trim()).toBe(`published ${command.id} via ${via}`);
       });
     },

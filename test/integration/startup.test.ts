@@ -1,14 +1,13 @@
 import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { sourceCliArgv } from "../support/gateway-process.js";
 
-const CLI = fileURLToPath(new URL("../../bin/switchboard.js", import.meta.url));
 const run = promisify(execFile);
 
 async function runCli(args: string[], env: Record<string, string>) {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+    const { stdout, stderr } = await run(process.execPath, sourceCliArgv(args), {
       env: { PATH: process.env.PATH ?? "", ...env },
       timeout: 20_000,
     });

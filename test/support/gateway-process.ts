@@ -3,7 +3,14 @@ import { fileURLToPath } from "node:url";
 import { freePort } from "./ports.js";
 import { waitFor } from "./wait.js";
 
-const CLI = fileURLToPath(new URL("../../bin/switchboard.js", import.meta.url));
+/**
+ * Tests run the CLI from the TypeScript sources (tsx), so they always test the code as edited;
+ * bin/switchboard.js runs the built dist/ and has its own test (built-entry.test.ts).
+ */
+export const SOURCE_CLI = fileURLToPath(new URL("../../services/entry.ts", import.meta.url));
+export const SOURCE_EXEC_ARGV = ["--import", "tsx"];
+/** Node arguments that run `switchboard <args>` from the sources. */
+export const sourceCliArgv = (args: string[]) => [...SOURCE_EXEC_ARGV, SOURCE_CLI, ...args];
 const HARNESS = fileURLToPath(new URL("./harness/node.ts", import.meta.url));
 
 /** Config variables a test must set itself: never inherited from the environment running the tests. */
@@ -40,6 +47,8 @@ export interface StartGatewayOptions {
   /** Wait until /readyz answers 200 (default) or only until /healthz does. */
   waitFor?: "ready" | "healthy" | "nothing";
   timeoutMs?: number;
+  /** A JavaScript entry point to run instead of the sources (no tsx), e.g. a built bin/switchboard.js. */
+  builtCli?: string;
 }
 
 export interface GatewayProcess {
@@ -81,7 +90,11 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
           execArgv: ["--import", "tsx"],
           stdio: ["ignore", "pipe", "pipe", "ipc"],
         })
-      : fork(CLI, [mode], { env, stdio: ["ignore", "pipe", "pipe", "ipc"] });
+      : fork(options.builtCli ?? SOURCE_CLI, [mode], {
+          env,
+          execArgv: options.builtCli ? [] : SOURCE_EXEC_ARGV,
+          stdio: ["ignore", "pipe", "pipe", "ipc"],
+        });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
