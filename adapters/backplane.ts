@@ -1,10 +1,21 @@
 import { createAdapter as createClusterAdapter } from "@socket.io/cluster-adapter";
 import type { Namespace, ServerOptions } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
-import type { BackplaneKind, Config } from "../services/gateway/config.js";
+import { ErrorCode, SwitchboardError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
 import { createAmqpBackplane } from "./amqp/backplane.js";
-import type { AmqpLogger } from "./amqp/options.js";
 import { createRedisBackplane } from "./redis/index.js";
+
+/** The values of `BACKPLANE`, each a way to carry traffic between gateways. */
+export const BACKPLANES = [
+  "memory",
+  "cluster",
+  "redis",
+  "redis-sharded",
+  "redis-streams",
+  "amqp",
+] as const;
+export type BackplaneKind = (typeof BACKPLANES)[number];
 
 /**
  * The seam between a gateway and whatever carries its traffic to the other gateways:
@@ -27,22 +38,28 @@ export interface Backplane {
 /** Numeric counters by name (non-numeric fields are ignored by the metrics exporter). */
 export type BackplaneStats = object;
 
-export type BackplaneConfig = Pick<
-  Config,
-  | "backplane"
-  | "redisUrl"
-  | "redisCluster"
-  | "amqpUrl"
-  | "amqpExchange"
-  | "amqpRoomRouting"
-  | "heartbeatIntervalMs"
-  | "heartbeatTimeoutMs"
-  | "requestsTimeoutMs"
->;
+/**
+ * What the seam needs to build a backplane. The gateway's `Config` has these fields (from BACKPLANE,
+ * REDIS_URL, …); a Socket.IO application can pass its own.
+ */
+export interface BackplaneOptions {
+  backplane: BackplaneKind;
+  /** Required for the redis kinds. */
+  redisUrl?: string | undefined;
+  /** `redisUrl` names one node of a Redis Cluster. */
+  redisCluster: boolean;
+  /** Required for `amqp`. */
+  amqpUrl?: string | undefined;
+  amqpExchange: string;
+  amqpRoomRouting: boolean;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  requestsTimeoutMs: number;
+}
 
 export async function createBackplane(
-  config: BackplaneConfig,
-  logger?: AmqpLogger,
+  config: BackplaneOptions,
+  logger?: Logger,
 ): Promise<Backplane> {
   const heartbeat = {
     heartbeatInterval: config.heartbeatIntervalMs,
@@ -118,6 +135,11 @@ export async function createBackplane(
 }
 
 function requireUrl(value: string | undefined, name: string, kind: string): string {
-  if (!value) throw new Error(`${name} is required when BACKPLANE=${kind}`);
+  if (!value) {
+    throw new SwitchboardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `${name} is required when BACKPLANE=${kind}`,
+    );
+  }
   return value;
 }

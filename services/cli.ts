@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
 import { runClusterPrimary } from "./cluster/primary.js";
+import { runClusterWorker } from "./cluster/worker.js";
 import { loadConfigOrExit, runGateway } from "./gateway/main.js";
 
 const USAGE = `usage: switchboard <command>
@@ -13,7 +14,7 @@ commands:
 
 async function main(argv: string[]): Promise<void> {
   if (cluster.isWorker) {
-    await runGateway(loadConfigOrExit(process.env), { clusterWorker: true });
+    await runClusterWorker(loadConfigOrExit(process.env));
     return;
   }
   const [command] = argv;

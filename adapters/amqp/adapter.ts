@@ -1,7 +1,7 @@
 import type { Namespace } from "socket.io";
 import type { BroadcastOptions, ClusterMessage, ClusterResponse } from "socket.io-adapter";
 import { ClusterAdapterWithHeartbeat, MessageType } from "socket.io-adapter";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { EMITTER_UID } from "./codec.js";
 import type { ResolvedAdapterOptions } from "./options.js";
 import { ClusterRequests, type RequestKind, type Settle } from "./requests.js";
@@ -144,10 +144,7 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
 
   private enqueue(step: () => Promise<void> | undefined): void {
     const tail = (this.inbox ?? Promise.resolve()).then(step).catch((err: unknown) => {
-      this.opts.logger.warn(
-        { err: String(err), nsp: this.nsp.name },
-        "cluster message failed, dropped",
-      );
+      this.opts.logger.warn({ err, nsp: this.nsp.name }, "cluster message failed, dropped");
     });
     this.inbox = tail;
     void tail.then(() => {

@@ -1,10 +1,11 @@
-import { setTimeout as delay } from "node:timers/promises";
 import amqp, { type ChannelModel } from "amqplib";
 import type { Namespace } from "socket.io";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, errorMessage, SwitchboardError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
+import { redactUrl } from "../../core/redact.js";
+import { backoffDelay, pause } from "../../core/retry.js";
 import type { AmqpAdapter } from "./adapter.js";
 import { createAmqpAdapter } from "./factory.js";
-import type { AmqpLogger } from "./options.js";
 import { emptyStats, type TransportStats } from "./stats.js";
 
 export interface AmqpBackplaneOptions {
@@ -14,7 +15,7 @@ export interface AmqpBackplaneOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   requestsTimeoutMs: number;
-  logger?: AmqpLogger;
+  logger?: Logger;
   /** How long start-up keeps trying to reach the broker, in ms. @default 30000 */
   connectTimeoutMs?: number;
 }
@@ -72,32 +73,23 @@ export async function createAmqpBackplane(options: AmqpBackplaneOptions): Promis
 async function connectWithRetry(
   url: string,
   timeoutMs: number,
-  logger?: AmqpLogger,
+  logger?: Logger,
 ): Promise<ChannelModel> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await amqp.connect(url);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
       if (Date.now() + 500 > deadline) {
         throw new SwitchboardError(
           ErrorCode.BROKER_CONNECTION,
-          `cannot connect to AMQP_URL ${redactUrl(url)} within ${timeoutMs} ms: ${reason}`,
+          `cannot connect to AMQP_URL ${redactUrl(url)} within ${timeoutMs} ms: ${errorMessage(err)}`,
+          { cause: err },
         );
       }
-      logger?.warn({ attempt, reason }, "AMQP broker not reachable yet; retrying");
-      await delay(Math.min(250 * 2 ** attempt, 5000, Math.max(0, deadline - Date.now())));
+      logger?.warn({ attempt, err }, "AMQP broker not reachable yet; retrying");
+      const wait = backoffDelay(attempt, { initialMs: 250, maxMs: 5000 });
+      await pause(Math.min(wait, Math.max(0, deadline - Date.now())));
     }
-  }
-}
-
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable URL)";
   }
 }

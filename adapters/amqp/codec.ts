@@ -1,6 +1,6 @@
 import { decode, encode } from "@msgpack/msgpack";
 import type { ClusterMessage, ClusterResponse } from "socket.io-adapter";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 
 /**
  * Wire version, the first byte of every frame. Bump it when the envelope

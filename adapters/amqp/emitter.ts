@@ -1,7 +1,8 @@
 import type { ChannelModel } from "amqplib";
 import type { BroadcastFlags, ClusterMessage } from "socket.io-adapter";
 import { MessageType } from "socket.io-adapter";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { RESERVED_EVENTS } from "../../core/names.js";
 import { EMITTER_UID } from "./codec.js";
 import { type AmqpTransportOptions, assertConnection, resolveTransportOptions } from "./options.js";
 import { Router } from "./routing.js";
@@ -11,14 +12,7 @@ import { AmqpTransport, type TransportStats } from "./transport.js";
 export type AmqpEmitterOptions = AmqpTransportOptions;
 
 /** Events Socket.IO reserves; emitting them would confuse clients. */
-export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
-  "connect",
-  "connect_error",
-  "disconnect",
-  "disconnecting",
-  "newListener",
-  "removeListener",
-]);
+export { RESERVED_EVENTS };
 
 const EVENT_PACKET = 2; // socket.io-parser PacketType.EVENT; the receiving node re-encodes binary
 

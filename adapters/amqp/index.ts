@@ -3,7 +3,7 @@
  * servers, `new AmqpEmitter(connection, opts)` for any other Node process.
  */
 
-export { ErrorCode, isSwitchboardError, SwitchboardError } from "../errors.js";
+export { ErrorCode, isSwitchboardError, SwitchboardError } from "../../core/errors.js";
 export { AmqpAdapter } from "./adapter.js";
 export { WIRE_VERSION } from "./codec.js";
 export {

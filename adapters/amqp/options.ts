@@ -1,13 +1,10 @@
 import type { ChannelModel } from "amqplib";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { isLogger, type Logger, stderrLogger } from "../../core/logger.js";
+import { bool, invalidOption as invalid, positiveInt } from "../../core/validate.js";
 
-/** pino-compatible: `logger.warn({ fields }, "message")`. */
-export interface AmqpLogger {
-  debug(fields: object, message: string): void;
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
+/** pino-compatible: `logger.warn({ fields }, "message")`. The name is kept for the public export. */
+export type AmqpLogger = Logger;
 
 /** Options shared by the adapter's transport and the emitter. */
 export interface AmqpTransportOptions {
@@ -109,38 +106,7 @@ export type ResolvedAdapterOptions = ResolvedTransportOptions &
     >
   >;
 
-const stderrLogger: AmqpLogger = {
-  debug() {},
-  info() {},
-  warn(fields, message) {
-    console.warn(JSON.stringify({ level: "warn", component: "amqp", msg: message, ...fields }));
-  },
-  error(fields, message) {
-    console.error(JSON.stringify({ level: "error", component: "amqp", msg: message, ...fields }));
-  },
-};
-
-function invalid(option: string, expected: string, value: unknown): SwitchboardError {
-  return new SwitchboardError(
-    ErrorCode.INVALID_ARGUMENT,
-    `option "${option}" must be ${expected}, got ${typeof value === "string" ? JSON.stringify(value) : String(value)}`,
-  );
-}
-
-function positiveInt(opts: object, name: string, fallback: number): number {
-  const value = (opts as Record<string, unknown>)[name];
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0)
-    throw invalid(name, "a positive integer", value);
-  return value;
-}
-
-function bool(opts: object, name: string, fallback: boolean): boolean {
-  const value = (opts as Record<string, unknown>)[name];
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw invalid(name, "a boolean", value);
-  return value;
-}
+const defaultLogger = stderrLogger("amqp");
 
 export function resolveTransportOptions(opts: AmqpTransportOptions = {}): ResolvedTransportOptions {
   if (typeof opts !== "object" || opts === null) throw invalid("options", "an object", opts);
@@ -153,13 +119,11 @@ export function resolveTransportOptions(opts: AmqpTransportOptions = {}): Resolv
   }
   if (opts.onError !== undefined && typeof opts.onError !== "function")
     throw invalid("onError", "a function", opts.onError);
-  const logger = opts.logger ?? stderrLogger;
-  for (const level of ["debug", "info", "warn", "error"] as const) {
-    if (typeof logger[level] !== "function")
-      throw invalid("logger", `an object with a ${level}() method`, logger);
-  }
-  const reconnectMinDelayMs = positiveInt(opts, "reconnectMinDelayMs", 200);
-  const reconnectMaxDelayMs = positiveInt(opts, "reconnectMaxDelayMs", 10_000);
+  const logger = opts.logger ?? defaultLogger;
+  if (!isLogger(logger))
+    throw invalid("logger", "an object with debug/info/warn/error methods", logger);
+  const reconnectMinDelayMs = positiveInt(opts.reconnectMinDelayMs, "reconnectMinDelayMs", 200);
+  const reconnectMaxDelayMs = positiveInt(opts.reconnectMaxDelayMs, "reconnectMaxDelayMs", 10_000);
   if (reconnectMaxDelayMs < reconnectMinDelayMs) {
     throw invalid(
       "reconnectMaxDelayMs",
@@ -174,15 +138,15 @@ export function resolveTransportOptions(opts: AmqpTransportOptions = {}): Resolv
     logger,
     reconnectMinDelayMs,
     reconnectMaxDelayMs,
-    publishTimeoutMs: positiveInt(opts, "publishTimeoutMs", 5_000),
-    maxPendingPublishes: positiveInt(opts, "maxPendingPublishes", 1_000),
+    publishTimeoutMs: positiveInt(opts.publishTimeoutMs, "publishTimeoutMs", 5_000),
+    maxPendingPublishes: positiveInt(opts.maxPendingPublishes, "maxPendingPublishes", 1_000),
   };
 }
 
 export function resolveAdapterOptions(opts: AmqpAdapterOptions = {}): ResolvedAdapterOptions {
   const base = resolveTransportOptions(opts);
-  const heartbeatIntervalMs = positiveInt(opts, "heartbeatIntervalMs", 5_000);
-  const heartbeatTimeoutMs = positiveInt(opts, "heartbeatTimeoutMs", 10_000);
+  const heartbeatIntervalMs = positiveInt(opts.heartbeatIntervalMs, "heartbeatIntervalMs", 5_000);
+  const heartbeatTimeoutMs = positiveInt(opts.heartbeatTimeoutMs, "heartbeatTimeoutMs", 10_000);
   if (heartbeatTimeoutMs <= heartbeatIntervalMs) {
     throw invalid(
       "heartbeatTimeoutMs",
@@ -192,11 +156,11 @@ export function resolveAdapterOptions(opts: AmqpAdapterOptions = {}): ResolvedAd
   }
   return {
     ...base,
-    roomRouting: bool(opts, "roomRouting", true),
-    partialResults: bool(opts, "partialResults", false),
+    roomRouting: bool(opts.roomRouting, "roomRouting", true),
+    partialResults: bool(opts.partialResults, "partialResults", false),
     heartbeatIntervalMs,
     heartbeatTimeoutMs,
-    requestsTimeoutMs: positiveInt(opts, "requestsTimeoutMs", 5_000),
+    requestsTimeoutMs: positiveInt(opts.requestsTimeoutMs, "requestsTimeoutMs", 5_000),
   };
 }
 

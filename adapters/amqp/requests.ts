@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { ErrorCode, SwitchboardError } from "../errors.js";
-import type { AmqpLogger } from "./options.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 
 export type Settle = (error: SwitchboardError | null, responses: unknown[]) => void;
 export type RequestKind = "fetchSockets" | "serverSideEmit";
@@ -16,7 +16,7 @@ interface Pending {
 /**
  * Cluster requests awaiting one answer per node, as in socket.io-adapter
  * (`Map<requestId, pending>` with the set of nodes still to answer), plus
- * what issue 4 asks for: a node that leaves is struck off every pending
+ * what the base lacks: a node that leaves is struck off every pending
  * request at once, and with `partialResults` a timeout resolves with what
  * arrived, logging and counting the missing node ids instead of rejecting.
  */
@@ -27,7 +27,7 @@ export class ClusterRequests {
     private readonly opts: {
       nsp: string;
       partialResults: boolean;
-      logger: AmqpLogger;
+      logger: Logger;
       onPartial: (missingNodes: number) => void;
     },
   ) {}
@@ -100,7 +100,7 @@ export class ClusterRequests {
     try {
       request.settle(error, request.responses);
     } catch (err) {
-      this.opts.logger.error({ err: String(err), requestId }, "request callback threw");
+      this.opts.logger.error({ err, requestId }, "request callback threw");
     }
   }
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { MessageType } from "socket.io-adapter";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { backoffDelay, withTimeout } from "../../core/retry.js";
 import { decodeMessage, encodeMessage, type WireMessage } from "./codec.js";
 import type { ResolvedTransportOptions } from "./options.js";
 import { Outbox } from "./outbox.js";
@@ -108,10 +109,7 @@ export class AmqpTransport {
     try {
       frame = encodeMessage(message);
     } catch (err) {
-      this.opts.logger.warn(
-        { err: String(err), type: message.type },
-        "amqp message not encodable, dropped",
-      );
+      this.opts.logger.warn({ err, type: message.type }, "amqp message not encodable, dropped");
       return this.outbox.drop("unencodable");
     }
     return this.publishFrame(key, frame);
@@ -156,8 +154,7 @@ export class AmqpTransport {
       this.counters.bindings = this.bound.size;
     }).catch((err: unknown) => {
       // The channel died mid-operation; the next setup binds whatever is wanted then.
-      if (!this.closing)
-        this.opts.logger.debug({ err: String(err), key }, "amqp binding change failed");
+      if (!this.closing) this.opts.logger.debug({ err, key }, "amqp binding change failed");
     });
   }
 
@@ -171,8 +168,7 @@ export class AmqpTransport {
     this.detachConnection?.();
     this.connection = connection;
     this.ownsConnection = owned;
-    const onError = (err: Error) =>
-      this.opts.logger.warn({ err: String(err) }, "amqp connection error");
+    const onError = (err: Error) => this.opts.logger.warn({ err }, "amqp connection error");
     const onClose = () => this.onConnectionClose(connection);
     connection.on("error", onError);
     connection.on("close", onClose);
@@ -209,22 +205,20 @@ export class AmqpTransport {
 
   private report(message: string, cause?: unknown): void {
     const error = new SwitchboardError(ErrorCode.BROKER_CONNECTION, message, { cause });
-    this.opts.logger.warn({ err: cause === undefined ? undefined : String(cause) }, message);
+    this.opts.logger.warn({ err: cause }, message);
     try {
       this.opts.onError?.(error);
     } catch (err) {
-      this.opts.logger.error({ err: String(err) }, "onError callback threw");
+      this.opts.logger.error({ err }, "onError callback threw");
     }
   }
 
   private scheduleReconnect(): void {
     if (this.closing || this.reconnectTimer) return;
-    const base = Math.min(
-      this.opts.reconnectMaxDelayMs,
-      this.opts.reconnectMinDelayMs * 2 ** this.attempt,
-    );
-    const delay = Math.round(base / 2 + (Math.random() * base) / 2); // "equal jitter"
-    this.attempt++;
+    const delay = backoffDelay(this.attempt++, {
+      initialMs: this.opts.reconnectMinDelayMs,
+      maxMs: this.opts.reconnectMaxDelayMs,
+    });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.reconnect();
@@ -277,9 +271,7 @@ export class AmqpTransport {
     if (!connection) throw new SwitchboardError(ErrorCode.BROKER_CONNECTION, "no connection");
     const channel = await connection.createChannel();
     this.opening = channel;
-    channel.on("error", (err: Error) =>
-      this.opts.logger.warn({ err: String(err) }, "amqp channel error"),
-    );
+    channel.on("error", (err: Error) => this.opts.logger.warn({ err }, "amqp channel error"));
     channel.on("close", () => this.onChannelLost(channel));
     try {
       await channel.assertExchange(this.opts.exchange, "topic", { durable: true });
@@ -331,7 +323,7 @@ export class AmqpTransport {
       this.opts.logger.warn(
         {
           code,
-          err: String(err),
+          err,
           routingKey: msg.fields.routingKey,
           bytes: msg.content.byteLength,
         },
@@ -346,18 +338,10 @@ export class AmqpTransport {
       } catch (err) {
         this.counters.handlerErrors++;
         this.opts.logger.warn(
-          { err: String(err), type: message.type, nsp: message.nsp },
+          { err, type: message.type, nsp: message.nsp },
           "amqp message handler threw, dropped",
         );
       }
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

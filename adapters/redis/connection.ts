@@ -1,5 +1,6 @@
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { backoffDelay, withTimeout } from "../../core/retry.js";
 
 /** A standalone client or a cluster client: the official adapters accept both. */
 export type RedisClient = Redis | Cluster;
@@ -20,7 +21,7 @@ export interface DroppedCommand {
 }
 
 /** Reconnect forever, backing off from 100 ms to at most 2 s, so that recovery is quick. */
-const retryStrategy = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000);
+const retryStrategy = (attempt: number) => backoffDelay(attempt, { initialMs: 100, maxMs: 2000 });
 
 /**
  * Options of every client. `maxRetriesPerRequest: null`: a command waits for the connection
@@ -110,10 +111,10 @@ export function failFastWhenOffline(
 /** `quit` (flushes what was sent), then `disconnect`; never rejects. */
 export async function closeClient(client: RedisClient): Promise<void> {
   if (client.status !== "end") {
-    await Promise.race([
+    await withTimeout(
       client.quit().catch(() => undefined),
-      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
-    ]);
+      1000,
+    );
   }
   client.disconnect();
 }

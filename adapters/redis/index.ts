@@ -3,7 +3,7 @@ import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
-import { ErrorCode, SwitchboardError } from "../errors.js";
+import { positiveInt } from "../../core/validate.js";
 import {
   closeClient,
   createClient,
@@ -74,9 +74,9 @@ export function createRedisBackplane(
   options: RedisBackplaneOptions,
 ): RedisBackplane {
   parseRedisUrl(options.url);
-  const requestsTimeout = positive(options.requestsTimeoutMs, 5000, "requestsTimeoutMs");
-  const heartbeatInterval = positive(options.heartbeatIntervalMs, 5000, "heartbeatIntervalMs");
-  const heartbeatTimeout = positive(options.heartbeatTimeoutMs, 10_000, "heartbeatTimeoutMs");
+  const requestsTimeout = positiveInt(options.requestsTimeoutMs, "requestsTimeoutMs", 5000);
+  const heartbeatInterval = positiveInt(options.heartbeatIntervalMs, "heartbeatIntervalMs", 5000);
+  const heartbeatTimeout = positiveInt(options.heartbeatTimeoutMs, "heartbeatTimeoutMs", 10_000);
 
   let dropped = 0;
   const onDropped = (info: DroppedCommand) => {
@@ -133,15 +133,4 @@ export function createRedisBackplane(
       return closing;
     },
   };
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new SwitchboardError(
-      ErrorCode.INVALID_ARGUMENT,
-      `${name}: must be a positive number of milliseconds (got ${value})`,
-    );
-  }
-  return value;
 }

@@ -1,5 +1,6 @@
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
+import { withTimeout } from "../../core/retry.js";
 import type { RedisClient } from "./connection.js";
 
 type AdapterFactory = (nsp: Namespace) => Adapter;
@@ -35,10 +36,7 @@ export function joinAfterSubscribed(
       const subscribed = Promise.all(
         created.map((room) => sub.ssubscribe(`${channelPrefix}#${nsp.name}#${room}#`)),
       );
-      return Promise.race([
-        Promise.all([added, subscribed]),
-        new Promise((resolve) => setTimeout(resolve, SUBSCRIBE_WAIT_MS).unref()),
-      ]).then(
+      return withTimeout(Promise.all([added, subscribed]), SUBSCRIBE_WAIT_MS).then(
         () => undefined,
         () => undefined,
       );

@@ -1,5 +1,6 @@
 import type { SendHandle } from "node:child_process";
 import cluster from "node:cluster";
+import { SHUTDOWN_MESSAGE } from "../lifecycle.js";
 
 /**
  * The primary hands connections to a worker as soon as it is forked, but a worker needs a
@@ -25,10 +26,7 @@ export function holdEarlyConnections(): void {
     // Only connections and the shutdown request: cluster-adapter traffic has its own listener
     // as soon as the adapter exists, and replaying it would duplicate broadcasts.
     const type = (message as { type?: unknown } | null)?.type;
-    if (
-      typeof type === "string" &&
-      (type.startsWith("sticky:") || type === "switchboard:shutdown")
-    ) {
+    if (typeof type === "string" && (type.startsWith("sticky:") || type === SHUTDOWN_MESSAGE)) {
       state.held.push([message, handle]);
     }
   };

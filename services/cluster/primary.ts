@@ -1,7 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
+import { backoffDelay } from "../../core/retry.js";
 import type { Config } from "../gateway/config.js";
 import { createLogger } from "../gateway/logger.js";
-import { exitOnSignals, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../gateway/main.js";
+import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { setupStickyPrimary } from "./handover.js";
 
 /**
@@ -32,7 +33,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     const stickyWorker = worker as Worker & { clientsCount?: number };
     stickyWorker.clientsCount = LOADING_WEIGHT;
     worker.on("message", (message: unknown) => {
-      if ((message as { type?: unknown } | null)?.type !== READY_MESSAGE) return;
+      if (!isIpcMessage(message, READY_MESSAGE)) return;
       stickyWorker.clientsCount = (stickyWorker.clientsCount ?? LOADING_WEIGHT) - LOADING_WEIGHT;
       logger.info({ worker: worker.process.pid, index }, "worker ready");
     });
@@ -48,7 +49,7 @@ export async function runClusterPrimary(config: Config): Promise<void> {
     const recent = (crashes.get(index) ?? []).filter((t) => now - t < 60_000);
     recent.push(now);
     crashes.set(index, recent);
-    const delayMs = Math.min(100 * 2 ** (recent.length - 1), 10_000);
+    const delayMs = backoffDelay(recent.length - 1, { initialMs: 100, maxMs: 10_000 });
     logger.warn(
       { worker: worker.process.pid, index, code, signal, restartInMs: delayMs },
       "worker died",

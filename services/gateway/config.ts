@@ -1,20 +1,13 @@
 import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
+import { BACKPLANES, type BackplaneKind } from "../../adapters/backplane.js";
+import { PUBLISH_DEFAULTS } from "../../core/publish-command.js";
+import { redactSetting } from "../../core/redact.js";
 
 /**
  * The gateway's whole configuration, read from environment variables only.
  * Nothing else in the code base reads `process.env`: pass a `Config` down.
  */
-
-export const BACKPLANES = [
-  "memory",
-  "cluster",
-  "redis",
-  "redis-sharded",
-  "redis-streams",
-  "amqp",
-] as const;
-export type BackplaneKind = (typeof BACKPLANES)[number];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -110,26 +103,26 @@ const schema = z
       .string()
       .trim()
       .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:-]")
-      .default("switchboard.publish"),
+      .default(PUBLISH_DEFAULTS.amqpQueue),
     /** Redis publish stream; its dead letters go to `<name>:dead`. */
     INGEST_REDIS_STREAM: z
       .string()
       .trim()
       .regex(/^[A-Za-z0-9_.:{}-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:{}-]")
-      .default("switchboard:publish"),
+      .default(PUBLISH_DEFAULTS.redisStream),
     INGEST_REDIS_GROUP: z
       .string()
       .trim()
       .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:-]")
-      .default("switchboard"),
+      .default(PUBLISH_DEFAULTS.redisGroup),
     /** Commands a gateway holds unacknowledged at once (AMQP prefetch, Redis read batch). */
     INGEST_PREFETCH: int(1, 10_000, 100),
     /** Deliveries of one valid command before it becomes a dead letter. */
-    INGEST_MAX_ATTEMPTS: int(1, 1000, 10),
+    INGEST_MAX_ATTEMPTS: int(1, 1000, PUBLISH_DEFAULTS.maxAttempts),
     /** Redis: entries a consumer left unacknowledged this long are taken over by another. */
     INGEST_CLAIM_IDLE_MS: int(100, 3_600_000, 30_000),
     /** Largest publish command (queue, stream or HTTP body), as UTF-8 JSON. */
-    MAX_COMMAND_BYTES: int(256, 100 * 1024 * 1024, 256 * 1024),
+    MAX_COMMAND_BYTES: int(256, 100 * 1024 * 1024, PUBLISH_DEFAULTS.maxCommandBytes),
     PUBLISH_API_KEYS: list,
     AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256 key)").optional(),
     AUTH_JWKS_URL: url(["https:", "http:"]),
@@ -227,7 +220,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const problems = result.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? "environment");
       const got = input[name];
-      const shown = got === undefined ? "" : ` (got ${JSON.stringify(redact(name, got))})`;
+      const shown = got === undefined ? "" : ` (got ${JSON.stringify(redactSetting(name, got))})`;
       return `invalid environment variable ${name}: ${issue.message}${shown}`;
     });
     throw new ConfigError(problems);
@@ -269,19 +262,4 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwksUrl: e.AUTH_JWKS_URL,
   };
-}
-
-function redact(name: string, value: string): string {
-  if (/SECRET|KEYS|PASSWORD/.test(name)) return "***";
-  if (name.endsWith("_URL")) {
-    try {
-      const parsed = new URL(value);
-      if (!parsed.password) return value;
-      parsed.password = "***";
-      return parsed.toString();
-    } catch {
-      return value;
-    }
-  }
-  return value;
 }

@@ -1,5 +1,5 @@
 import type { Server } from "socket.io";
-import type { PublishCommand } from "./publish-command.js";
+import type { PublishCommand } from "../../core/publish-command.js";
 
 /** What clients receive after `data` when the command has an `id`. */
 export interface DeliveryMeta {
@@ -15,7 +15,7 @@ export interface DeliveryMeta {
  * Clients receive `data` (null when absent) as the event's first argument and, when the command
  * has an `id`, `{id}` as a second one: `socket.on("message", (data, meta) => …)`. A one-argument
  * handler is unaffected, and a command without `id` is the plain one-argument event of
- * ARCHITECTURE.md. At-least-once paths may deliver a command twice: both copies carry the same id.
+ * docs/PROTOCOL.md. At-least-once paths may deliver a command twice: both copies carry the same id.
  */
 export function deliver(io: Server, command: PublishCommand): void {
   // io.of() creates a namespace it does not know yet: the adapter of that namespace is what

@@ -1,8 +1,9 @@
 import type { Socket } from "socket.io";
+import { isValidEventName } from "../../core/names.js";
 import { type AckReply, type ClientErrorCode, fail, ok } from "./client-errors.js";
 import type { Logger } from "./logger.js";
 import { TokenBucket } from "./rate-limit.js";
-import { checkClientRoom, isValidEventName } from "./rooms.js";
+import { checkClientRoom } from "./rooms.js";
 
 /** Decides what an (authenticated) client may do; the default allows every valid room. */
 export interface Authorizer {
@@ -36,7 +37,7 @@ type Handler = (args: unknown[]) => AckReply | WhoAmI | Promise<AckReply | WhoAm
 const PUBLISH_KEYS = new Set(["room", "event", "data"]);
 
 /**
- * The client protocol of ARCHITECTURE.md: `join`, `leave`, `publish`, `whoami`, each with an ack.
+ * The client protocol (docs/PROTOCOL.md): `join`, `leave`, `publish`, `whoami`, each with an ack.
  * Errors are ack values; every violation is a strike, and a socket with too many strikes is
  * disconnected, alone.
  */

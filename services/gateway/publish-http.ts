@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { checkPublishCommand, type PublishCommand } from "../../core/publish-command.js";
 import { send } from "./http.js";
 import type { Logger } from "./logger.js";
-import { checkPublishCommand, type PublishCommand } from "./publish-command.js";
 import type { HttpRoute } from "./server.js";
 
 export const PUBLISH_PATH = "/v1/publish";

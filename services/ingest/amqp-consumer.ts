@@ -1,20 +1,15 @@
 import { hostname } from "node:os";
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
-import { checkPublishCommand } from "../gateway/publish-command.js";
+import { errorMessage } from "../../core/errors.js";
+import { silentLogger } from "../../core/logger.js";
+import { checkPublishCommand, PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import {
   type AmqpPublishTopology,
   declarePublishTopology,
   resolveTopology,
-} from "./amqp-topology.js";
-import {
-  backoff,
-  DEFAULT_MAX_COMMAND_BYTES,
-  errorMessage,
-  type Ingest,
-  type IngestOptions,
-  pause,
-  silentLogger,
-} from "./types.js";
+} from "../../core/publish-queue.js";
+import { backoff, pause } from "../../core/retry.js";
+import type { Ingest, IngestOptions } from "./types.js";
 
 export interface AmqpIngestOptions extends IngestOptions, AmqpPublishTopology {
   /** `amqp://` or `amqps://` URL of the broker. */
@@ -44,7 +39,7 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
   const topology = resolveTopology(options);
   const logger = options.logger ?? silentLogger;
   const isReady = options.isReady ?? (() => true);
-  const maxBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES;
+  const maxBytes = options.maxCommandBytes ?? PUBLISH_DEFAULTS.maxCommandBytes;
   const prefetch = options.prefetch ?? 100;
   const name = options.consumerName ?? `${hostname()}:${process.pid}`;
   const log = { queue: topology.queue };
@@ -222,7 +217,7 @@ export function startAmqpIngest(options: AmqpIngestOptions): Ingest {
   };
 
   const loop = (async () => {
-    const delays = backoff(500, 10_000);
+    const delays = backoff({ initialMs: 500, maxMs: 10_000 });
     while (!stop.signal.aborted) {
       if (!isReady()) {
         await pause(READY_POLL_MS, stop.signal);

@@ -3,13 +3,14 @@
  * stream (when their URLs are set) and hands them to the backplane. Importable on their own by
  * Socket.IO applications: `startAmqpIngest({url, handle: (c) => deliver(io, c)})`.
  */
-export { type AmqpIngestOptions, DEAD_LETTER_HEADERS, startAmqpIngest } from "./amqp-consumer.js";
+
 export {
   type AmqpPublishTopology,
   DEFAULT_AMQP_QUEUE,
   declarePublishTopology,
   resolveTopology,
-} from "./amqp-topology.js";
+} from "../../core/publish-queue.js";
+export { type AmqpIngestOptions, DEAD_LETTER_HEADERS, startAmqpIngest } from "./amqp-consumer.js";
 export {
   DEFAULT_REDIS_GROUP,
   DEFAULT_REDIS_STREAM,

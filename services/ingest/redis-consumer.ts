@@ -1,18 +1,18 @@
 import { hostname } from "node:os";
 import { Redis, type RedisOptions } from "ioredis";
-import { checkPublishCommand, type PublishCommand } from "../gateway/publish-command.js";
+import { errorMessage } from "../../core/errors.js";
+import { silentLogger } from "../../core/logger.js";
 import {
-  backoff,
-  DEFAULT_MAX_COMMAND_BYTES,
-  errorMessage,
-  type Ingest,
-  type IngestOptions,
-  pause,
-  silentLogger,
-} from "./types.js";
+  checkPublishCommand,
+  PUBLISH_DEFAULTS,
+  type PublishCommand,
+  redisDeadStream,
+} from "../../core/publish-command.js";
+import { backoff, backoffDelay, pause } from "../../core/retry.js";
+import type { Ingest, IngestOptions } from "./types.js";
 
-export const DEFAULT_REDIS_STREAM = "switchboard:publish";
-export const DEFAULT_REDIS_GROUP = "switchboard";
+export const DEFAULT_REDIS_STREAM = PUBLISH_DEFAULTS.redisStream;
+export const DEFAULT_REDIS_GROUP = PUBLISH_DEFAULTS.redisGroup;
 
 export interface RedisIngestOptions extends IngestOptions {
   /** `redis://` or `rediss://` URL. */
@@ -50,19 +50,19 @@ const READY_POLL_MS = 250;
  */
 export function startRedisIngest(options: RedisIngestOptions): Ingest {
   const stream = options.stream ?? DEFAULT_REDIS_STREAM;
-  const deadStream = options.deadStream ?? `${stream}:dead`;
+  const deadStream = options.deadStream ?? redisDeadStream(stream);
   const group = options.group ?? DEFAULT_REDIS_GROUP;
   const consumer = options.consumerName ?? `${hostname()}:${process.pid}`;
   const batchSize = options.batchSize ?? 100;
   const claimIdleMs = options.claimIdleMs ?? 30_000;
-  const maxAttempts = options.maxAttempts ?? 10;
-  const maxBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES;
+  const maxAttempts = options.maxAttempts ?? PUBLISH_DEFAULTS.maxAttempts;
+  const maxBytes = options.maxCommandBytes ?? PUBLISH_DEFAULTS.maxCommandBytes;
   const deadMaxLen = options.deadMaxLen ?? 100_000;
   const logger = options.logger ?? silentLogger;
   const isReady = options.isReady ?? (() => true);
   const log = { stream, consumer };
   const redisOptions: RedisOptions = {
-    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 10), 5000),
+    retryStrategy: (attempt) => backoffDelay(attempt, { initialMs: 100, maxMs: 5000 }),
     maxRetriesPerRequest: 1,
     ...options.redis,
   };
@@ -166,7 +166,7 @@ export function startRedisIngest(options: RedisIngestOptions): Ingest {
         logger.warn({ ...log, entry: id, attempt, err }, "command failed: retrying");
         options.onOutcome?.("retried");
       }
-      await pause(Math.min(100 * attempt, 2000), stop.signal);
+      await pause(backoffDelay(attempt - 1, { initialMs: 100, maxMs: 2000 }), stop.signal);
       if (stop.signal.aborted || !isReady()) return "stopped";
     }
   };
@@ -199,7 +199,7 @@ export function startRedisIngest(options: RedisIngestOptions): Ingest {
   };
 
   const loop = (async () => {
-    const delays = backoff(200, 5000);
+    const delays = backoff({ initialMs: 200, maxMs: 5000 });
     let groupReady = false;
     // First what this consumer name left unacknowledged in an earlier life.
     let ownPending = true;

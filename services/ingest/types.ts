@@ -1,12 +1,8 @@
-import type { PublishCommand } from "../gateway/publish-command.js";
+import type { Logger } from "../../core/logger.js";
+import type { PublishCommand } from "../../core/publish-command.js";
 
-/** The subset of pino the consumers log with (pino's Logger fits). */
-export interface IngestLogger {
-  debug(fields: object, message: string): void;
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
+/** The subset of pino the consumers log with (pino's Logger fits); the name is kept for importers. */
+export type IngestLogger = Logger;
 
 /** What happened to one queued command: handed to the backplane, dead-lettered, or retried later. */
 export type IngestOutcome = "delivered" | "dead" | "retried";
@@ -34,46 +30,4 @@ export interface IngestOptions {
 export interface Ingest {
   /** Stops consuming; what was taken but not yet acknowledged goes back to the queue. Idempotent. */
   close(): Promise<void>;
-}
-
-export const DEFAULT_MAX_COMMAND_BYTES = 256 * 1024;
-
-export const silentLogger: IngestLogger = {
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-};
-
-/** A sleep that `signal` cuts short (resolves, never rejects). */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
-
-/** Reconnect delays: doubling from `initialMs` to `maxMs`, with ±20% jitter. */
-export function backoff(initialMs: number, maxMs: number) {
-  let next = initialMs;
-  return {
-    next(): number {
-      const value = next * (0.8 + Math.random() * 0.4);
-      next = Math.min(next * 2, maxMs);
-      return value;
-    },
-    reset(): void {
-      next = initialMs;
-    },
-  };
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { isSwitchboardError } from "../../adapters/errors.js";
+import { isSwitchboardError } from "../../core/errors.js";
 import { createPublisher, type PublisherOptions, type PublishInput } from "./publisher.js";
 
 export const PUBLISH_USAGE = `usage: switchboard publish --via amqp|redis|http --event NAME [options]

@@ -1,15 +1,15 @@
 /**
  * `switchboard/publisher`: publish to Socket.IO clients from any Node process, through the
  * RabbitMQ queue, the Redis stream or a gateway's HTTP API. The command is checked here with the
- * gateways' own schema, so a bad one fails at the caller with the same reason.
+ * gateways' own schema (core/publish-command.ts), so a bad one fails at the caller with the same reason.
  */
 
-export { ErrorCode, isSwitchboardError, SwitchboardError } from "../../adapters/errors.js";
+export { ErrorCode, isSwitchboardError, SwitchboardError } from "../../core/errors.js";
 export {
   checkPublishCommand,
   type PublishCommand,
   publishCommandSchema,
-} from "../gateway/publish-command.js";
+} from "../../core/publish-command.js";
 export {
   type AmqpPublisherOptions,
   createPublisher,

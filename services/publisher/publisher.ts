@@ -1,15 +1,18 @@
 import { randomUUID } from "node:crypto";
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { Redis } from "ioredis";
-import { ErrorCode, SwitchboardError } from "../../adapters/errors.js";
-import { checkPublishCommand, type PublishCommand } from "../gateway/publish-command.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import {
+  checkPublishCommand,
+  PUBLISH_DEFAULTS,
+  type PublishCommand,
+} from "../../core/publish-command.js";
 import {
   type AmqpPublishTopology,
   declarePublishTopology,
   resolveTopology,
-} from "../ingest/amqp-topology.js";
-import { DEFAULT_REDIS_STREAM } from "../ingest/redis-consumer.js";
-import { DEFAULT_MAX_COMMAND_BYTES } from "../ingest/types.js";
+} from "../../core/publish-queue.js";
+import { backoffDelay, withTimeout } from "../../core/retry.js";
 
 export type PublishVia = "amqp" | "redis" | "http";
 
@@ -77,7 +80,7 @@ interface Transport {
   close(): Promise<void>;
 }
 
-/** `createPublisher({via: "amqp", url})`: see ARCHITECTURE.md "External publishing". */
+/** `createPublisher({via: "amqp", url})`: see docs/PROTOCOL.md for the command and the paths. */
 export function createPublisher(options: PublisherOptions): Publisher {
   if (!options || !["amqp", "redis", "http"].includes(options.via)) {
     throw invalid('option "via" must be "amqp", "redis" or "http"');
@@ -86,7 +89,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     throw invalid('option "url" is required');
   }
   if (options.via === "http" && !options.apiKey) throw invalid('option "apiKey" is required');
-  const maxBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES;
+  const maxBytes = options.maxCommandBytes ?? PUBLISH_DEFAULTS.maxCommandBytes;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const transport =
     options.via === "amqp"
@@ -111,7 +114,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
       await withTimeout(
         transport.send(check.command, JSON.stringify(check.command)),
         timeoutMs,
-        options.via,
+        () =>
+          new SwitchboardError(
+            ErrorCode.PUBLISH_TIMEOUT,
+            `no confirmation over ${options.via} within ${timeoutMs} ms`,
+          ),
       );
       return { id: check.command.id, via: options.via };
     },
@@ -183,11 +190,11 @@ function amqpTransport(options: AmqpPublisherOptions): Transport {
 }
 
 function redisTransport(options: RedisPublisherOptions): Transport {
-  const stream = options.stream ?? DEFAULT_REDIS_STREAM;
+  const stream = options.stream ?? PUBLISH_DEFAULTS.redisStream;
   const redis = new Redis(options.url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
-    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 2000),
+    retryStrategy: (attempt) => backoffDelay(attempt, { initialMs: 100, maxMs: 2000 }),
   });
   let lastError: unknown;
   redis.on("error", (err) => {
@@ -263,27 +270,6 @@ function httpTransport(options: HttpPublisherOptions, timeoutMs: number): Transp
     },
     async close() {},
   };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, via: PublishVia): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new SwitchboardError(
-            ErrorCode.PUBLISH_TIMEOUT,
-            `no confirmation over ${via} within ${ms} ms`,
-          ),
-        ),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function invalid(text: string, details?: Record<string, unknown>): SwitchboardError {

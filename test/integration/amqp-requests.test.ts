@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SwitchboardError } from "../../adapters/errors.js";
+import { SwitchboardError } from "../../core/errors.js";
 import { recordingLogger, startAmqpCluster, waitFor } from "../support/amqp-helpers.js";
 
 /** Node 1 answers "ping"; node 2 receives it but never answers. */

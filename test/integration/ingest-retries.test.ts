@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { PublishCommand } from "../../services/gateway/publish-command.js";
+import type { PublishCommand } from "../../core/publish-command.js";
 import {
   DEAD_LETTER_HEADERS,
   type Ingest,

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import type { PublishCommand } from "../../services/gateway/publish-command.js";
+import type { PublishCommand } from "../../core/publish-command.js";
 import { createPublisher, type PublisherOptions } from "../../services/publisher/index.js";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
 import { type GatewayProcess, sourceCliArgv } from "../support/gateway-process.js";

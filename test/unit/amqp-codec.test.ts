@@ -3,7 +3,7 @@ import type { ClusterMessage } from "socket.io-adapter";
 import { MessageType } from "socket.io-adapter";
 import { describe, expect, it } from "vitest";
 import { decodeMessage, encodeMessage, WIRE_VERSION } from "../../adapters/amqp/codec.js";
-import { SwitchboardError } from "../../adapters/errors.js";
+import { SwitchboardError } from "../../core/errors.js";
 
 function broadcast(packet: unknown, requestId?: string): ClusterMessage {
   return {

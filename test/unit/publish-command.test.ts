@@ -5,7 +5,7 @@ import {
   type CommandCheck,
   checkPublishCommand,
   publishCommandSchema,
-} from "../../services/gateway/publish-command.js";
+} from "../../core/publish-command.js";
 
 const limits = { maxBytes: 4096 };
 const SCHEMA_FILE = new URL("../../docs/publish-command.schema.json", import.meta.url);
@@ -22,7 +22,7 @@ const EXAMPLE = {
 const reasonOf = (check: CommandCheck) => (check.ok ? "ok" : check.reason);
 
 describe("the publish command v1", () => {
-  it("accepts the example of ARCHITECTURE.md, as text, bytes or a value", () => {
+  it("accepts the example of docs/PROTOCOL.md, as text, bytes or a value", () => {
     for (const input of [JSON.stringify(EXAMPLE), Buffer.from(JSON.stringify(EXAMPLE)), EXAMPLE]) {
       expect(checkPublishCommand(input, limits)).toEqual({ ok: true, command: EXAMPLE });
     }
@@ -139,7 +139,7 @@ describe("docs/publish-command.schema.json", () => {
 
   it("is what zod generates from the schema the gateways validate with", () => {
     // Regenerate: npx tsx -e 'import {z} from "zod"; import {publishCommandSchema as s} from
-    //   "./services/gateway/publish-command.ts"; console.log(JSON.stringify(z.toJSONSchema(s), null, 2))'
+    //   "./core/publish-command.ts"; console.log(JSON.stringify(z.toJSONSchema(s), null, 2))'
     expect(file).toEqual(z.toJSONSchema(publishCommandSchema));
   });
 

@@ -2,7 +2,7 @@ import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { PublishCommand } from "../../services/gateway/publish-command.js";
+import type { PublishCommand } from "../../core/publish-command.js";
 import { createPublishRoute } from "../../services/gateway/publish-http.js";
 
 const KEY = "key-one";

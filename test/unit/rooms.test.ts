@@ -1,9 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  checkClientRoom,
-  isValidEventName,
-  isValidRoomName,
-} from "../../services/gateway/rooms.js";
+import { isValidEventName, isValidRoomName } from "../../core/names.js";
+import { checkClientRoom } from "../../services/gateway/rooms.js";
 
 describe("room names", () => {
   it.each(["chat:1", "a", "user.9@team/x-y_z", "x".repeat(200)])("accepts %s", (room) => {

@@ -2,7 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import { setupStickyPrimary } from "../../../services/cluster/handover.js";
 import type { Config } from "../../../services/gateway/config.js";
 import { createLogger } from "../../../services/gateway/logger.js";
-import { exitOnSignals, SHUTDOWN_MESSAGE } from "../../../services/gateway/main.js";
+import { exitOnSignals, SHUTDOWN_MESSAGE } from "../../../services/lifecycle.js";
 import {
   type ControlReply,
   isControlReply,

@@ -8,6 +8,7 @@
  * WORKERS harness workers (this file again) and relays control requests to them.
  */
 import cluster from "node:cluster";
+import { runClusterWorker } from "../../../services/cluster/worker.js";
 import { loadConfigOrExit, runGateway } from "../../../services/gateway/main.js";
 import { waitFor } from "../wait.js";
 import { createControl } from "./ops.js";
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     await runHarnessPrimary(config);
     return;
   }
-  const gateway = await runGateway(config, { clusterWorker: cluster.isWorker });
+  const { gateway } = cluster.isWorker ? await runClusterWorker(config) : await runGateway(config);
   // The control channel adds a namespace: only once the backplane is ready. With ioredis, a
   // (s|p)subscribe sent between "connect" and "ready" breaks the ready check, the client
   // reconnects and the queued subscriptions are lost (reported; adapters/redis should await ready).

@@ -1,4 +1,10 @@
 import type { Channel, ChannelModel } from "amqplib";
+import { amqpDeadQueue, PUBLISH_DEFAULTS } from "./publish-command.js";
+
+/**
+ * The RabbitMQ side of the publish command contract: the queue publishers fill and gateways
+ * consume, declared the same way by both (services/publisher and services/ingest).
+ */
 
 /** Where the RabbitMQ publish path lives; every option has the documented default. */
 export interface AmqpPublishTopology {
@@ -10,8 +16,8 @@ export interface AmqpPublishTopology {
   maxAttempts?: number;
 }
 
-export const DEFAULT_AMQP_QUEUE = "switchboard.publish";
-export const DEFAULT_MAX_ATTEMPTS = 10;
+export const DEFAULT_AMQP_QUEUE = PUBLISH_DEFAULTS.amqpQueue;
+export const DEFAULT_MAX_ATTEMPTS = PUBLISH_DEFAULTS.maxAttempts;
 
 export interface ResolvedTopology {
   queue: string;
@@ -23,7 +29,7 @@ export function resolveTopology(options: AmqpPublishTopology = {}): ResolvedTopo
   const queue = options.queue ?? DEFAULT_AMQP_QUEUE;
   return {
     queue,
-    deadQueue: options.deadQueue ?? `${queue}.dead`,
+    deadQueue: options.deadQueue ?? amqpDeadQueue(queue),
     maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
   };
 }

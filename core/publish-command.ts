@@ -1,13 +1,32 @@
 import { z } from "zod";
-import { EVENT_PATTERN, isValidEventName, RESERVED_EVENT_NAMES, ROOM_PATTERN } from "./rooms.js";
+import { EVENT_PATTERN, isValidEventName, RESERVED_EVENT_NAMES, ROOM_PATTERN } from "./names.js";
 
 /**
- * The publish command, version 1 (ARCHITECTURE.md "External publishing"): one JSON object for
- * every path (RabbitMQ queue, Redis stream, HTTP, library). docs/publish-command.schema.json is
+ * The publish command, version 1 (docs/PROTOCOL.md): one JSON object for every path (RabbitMQ
+ * queue, Redis stream, HTTP, library). docs/publish-command.schema.json is
  * `z.toJSONSchema(publishCommandSchema)`; test/unit/publish-command.test.ts keeps them equal.
  */
 
 export { RESERVED_EVENT_NAMES };
+
+/** Where publishers and gateways meet unless configured otherwise; written here only. */
+export const PUBLISH_DEFAULTS = {
+  /** Durable quorum queue of the RabbitMQ path (INGEST_AMQP_QUEUE, `--queue`). */
+  amqpQueue: "switchboard.publish",
+  /** Stream of the Redis path (INGEST_REDIS_STREAM, `--stream`); the command is in field `command`. */
+  redisStream: "switchboard:publish",
+  /** Consumer group of the gateways on the stream (INGEST_REDIS_GROUP). */
+  redisGroup: "switchboard",
+  /** Largest command as UTF-8 JSON, in bytes (MAX_COMMAND_BYTES). */
+  maxCommandBytes: 256 * 1024,
+  /** Deliveries of one valid command before it becomes a dead letter (INGEST_MAX_ATTEMPTS). */
+  maxAttempts: 10,
+} as const;
+
+/** The dead-letter queue of a RabbitMQ publish queue. */
+export const amqpDeadQueue = (queue: string): string => `${queue}.dead`;
+/** The dead-letter stream of a Redis publish stream. */
+export const redisDeadStream = (stream: string): string => `${stream}:dead`;
 
 const NAMESPACE_PATTERN = /^\/[A-Za-z0-9:_.@/-]{0,199}$/;
 export const MAX_ROOMS_PER_COMMAND = 1000;
@@ -67,8 +86,7 @@ export const publishCommandSchema = z
   )
   .meta({
     title: "Switchboard publish command, version 1",
-    description:
-      "What a backend puts on the RabbitMQ queue switchboard.publish, in the `command` field of the Redis stream switchboard:publish, or in the body of POST /v1/publish. Size limit: MAX_COMMAND_BYTES of the gateway (default 256 KiB), as UTF-8 JSON.",
+    description: `What a backend puts on the RabbitMQ queue ${PUBLISH_DEFAULTS.amqpQueue}, in the \`command\` field of the Redis stream ${PUBLISH_DEFAULTS.redisStream}, or in the body of POST /v1/publish. Size limit: MAX_COMMAND_BYTES of the gateway (default ${PUBLISH_DEFAULTS.maxCommandBytes / 1024} KiB), as UTF-8 JSON.`,
   });
 
 export type PublishCommand = z.output<typeof publishCommandSchema>;

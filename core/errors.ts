@@ -1,10 +1,15 @@
 /**
  * One error type for the whole project, in the manner of undici: callers and
- * tests branch on the stable `code`, never on message text.
+ * tests branch on the stable `code`, never on message text. Every code any
+ * part of Switchboard throws is in this one list.
  */
 export const ErrorCode = {
   /** An argument or option failed validation; the message names it. */
   INVALID_ARGUMENT: "SWB_ERR_INVALID_ARGUMENT",
+  /** An environment variable failed validation; `details.problems` has one line per variable. */
+  INVALID_CONFIG: "SWB_ERR_INVALID_CONFIG",
+  /** A command line could not be understood (unknown flag, missing value); the message says which. */
+  USAGE: "SWB_ERR_USAGE",
   /** The broker connection or channel was lost or could not be opened. */
   BROKER_CONNECTION: "SWB_ERR_BROKER_CONNECTION",
   /** A publish could not be handed to the broker within its time bound. */
@@ -40,4 +45,9 @@ export class SwitchboardError extends Error {
 
 export function isSwitchboardError(value: unknown, code?: ErrorCode): value is SwitchboardError {
   return value instanceof SwitchboardError && (code === undefined || value.code === code);
+}
+
+/** The message of anything thrown, for log fields and reasons (stack and cause go to `err`). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
