@@ -1,4 +1,4 @@
-import { RESERVED_EVENT_NAMES } from "../gateway/rooms.js";
+import { RESERVED_EVENTS } from "../../core/names.js";
 import { checkJsonValue, pythonToJavaScript, type ValueLimits, ValueRejected } from "./convert.js";
 import { looksLikeBinaryPickle, type PickleRejected, readPickle } from "./pickle.js";
 import { parsePythonJson } from "./python-json.js";
@@ -71,7 +71,6 @@ export interface Decoded {
   message: BridgeMessage;
 }
 
-const RESERVED: ReadonlySet<string> = new Set(RESERVED_EVENT_NAMES);
 const MAX_NAME_CHARS = 1000;
 
 /** Decodes one message body, or throws `MessageRejected`; never evaluates anything. */
@@ -173,7 +172,7 @@ function build(field: Fields, format: MessageFormat, options: DecodeOptions): Br
     case "emit": {
       const event = field("event");
       if (!isName(event) || event === "") fail("event must be a non-empty string");
-      if (RESERVED.has(event as string))
+      if (RESERVED_EVENTS.has(event as string))
         fail(`event ${JSON.stringify(event)} is reserved by Socket.IO`);
       const rooms = nameList(field("room"), options.maxItems);
       if (rooms === false) fail("room must be null, a string or a list of strings");

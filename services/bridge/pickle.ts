@@ -1,4 +1,4 @@
-import { ErrorCode, SwitchboardError } from "../../adapters/errors.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { PyDict, PySet, PyTuple, type PyValue, UnsupportedKeyError } from "./python-values.js";
 
 /**
