@@ -13,6 +13,8 @@ export const CLIENT_ERRORS = [
   "unknown_event",
   "unavailable",
   "internal",
+  "invalid_token",
+  "token_expired",
 ] as const;
 
 export type ClientErrorCode = (typeof CLIENT_ERRORS)[number];

@@ -1,5 +1,6 @@
 import { createBackplane } from "../../adapters/backplane.js";
 import { exitOnSignals } from "../lifecycle.js";
+import { type Authenticator, createAuthenticator } from "./auth.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createGateway, type Gateway } from "./server.js";
@@ -18,11 +19,29 @@ export function loadConfigOrExit(env: Record<string, string | undefined>): Confi
   try {
     return loadConfig(env);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) process.stderr.write(`switchboard: ${problem}\n`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw err;
+    exitOnConfigError(err);
+  }
+}
+
+/** A setting that cannot be honoured stops the process as a bad variable does (exit 78). */
+function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    for (const problem of err.problems) process.stderr.write(`switchboard: ${problem}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  throw err;
+}
+
+/** The client authenticator of `config`; a JWKS that cannot be loaded stops the process. */
+async function authenticatorOrExit(config: Config, logger: Logger): Promise<Authenticator> {
+  try {
+    return await createAuthenticator(
+      { jwtSecret: config.authJwtSecret, jwksUrl: config.authJwksUrl, clockSkewSec: 30 },
+      logger,
+    );
+  } catch (err) {
+    logger.flush();
+    exitOnConfigError(err);
   }
 }
 
@@ -41,8 +60,10 @@ export async function runGateway(
 ): Promise<GatewayProcess> {
   const logger = createLogger({ gatewayId: config.gatewayId, level: config.logLevel });
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
+  // Before anything opens: a setting that cannot be honoured must not leave a door open.
+  const authenticator = await authenticatorOrExit(config, logger);
   const backplane = await createBackplane(config, logger);
-  const gateway = createGateway({ config, backplane, logger });
+  const gateway = createGateway({ config, backplane, logger, authenticator });
   const { startServices } = await import("./services.js");
   await startServices(gateway, config, logger);
 
@@ -59,7 +80,7 @@ export async function runGateway(
     const port = await gateway.listen();
     logger.info({ port, host: config.host, backplane: backplane.kind }, "gateway listening");
   }
-  if (config.authJwtSecret === undefined && config.authJwksUrl === undefined) {
+  if (authenticator.mode === "dev") {
     logger.warn("no AUTH_JWT_SECRET or AUTH_JWKS_URL: clients are not authenticated (dev mode)");
   }
   return { gateway, logger, requestShutdown };

@@ -25,6 +25,12 @@ export function createGatewayMetrics(
     labelNames: ["reason"],
     registers: [registry],
   });
+  const handshakeRefusals = new Counter({
+    name: "switchboard_gateway_handshake_refusals_total",
+    help: "Socket.IO connections refused at the handshake, by code (missing_token, invalid_token…)",
+    labelNames: ["code"],
+    registers: [registry],
+  });
   const ready = new Gauge({
     name: "switchboard_gateway_ready",
     help: "1 when the gateway is ready (backplane connected, not draining)",
@@ -49,7 +55,7 @@ export function createGatewayMetrics(
       },
     });
   }
-  return { registry, connections, clientEvents, disconnects, ready };
+  return { registry, connections, clientEvents, disconnects, handshakeRefusals, ready };
 }
 
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

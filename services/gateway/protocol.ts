@@ -22,6 +22,8 @@ export interface ProtocolOptions {
   maxStrikes: number;
   logger: Logger;
   authorizer?: Authorizer;
+  /** `refresh(token)`: replaces the socket's token (see session.ts); absent means nothing to refresh. */
+  refresh?: (socket: Socket, token: unknown) => Promise<AckReply>;
   /** Called once per handled client event, for metrics. */
   onEvent?: (event: string, result: "ok" | ClientErrorCode) => void;
 }
@@ -37,7 +39,8 @@ type Handler = (args: unknown[]) => AckReply | WhoAmI | Promise<AckReply | WhoAm
 const PUBLISH_KEYS = new Set(["room", "event", "data"]);
 
 /**
- * The client protocol (docs/PROTOCOL.md): `join`, `leave`, `publish`, `whoami`, each with an ack.
+ * The client protocol (docs/PROTOCOL.md): `join`, `leave`, `publish`, `refresh`, `whoami`, each
+ * with an ack.
  * Errors are ack values; every violation is a strike, and a socket with too many strikes is
  * disconnected, alone.
  */
@@ -94,6 +97,7 @@ export function attachClientProtocol(socket: Socket, options: ProtocolOptions): 
       socket.to(room).emit(fields.event, data);
       return ok();
     },
+    refresh: ([token]) => (options.refresh ? options.refresh(socket, token) : ok()),
     whoami: () => ({
       id: socket.id,
       gateway: options.gatewayId,

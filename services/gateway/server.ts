@@ -8,17 +8,21 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { Server } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
+import { type Authenticator, devAuthenticator } from "./auth.js";
 import type { Config } from "./config.js";
+import { createHandshake } from "./handshake.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./logger.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
-import { type Authorizer, attachClientProtocol } from "./protocol.js";
+import { attachClientProtocol } from "./protocol.js";
+import { refreshSession, sessionAuthorizer, startSession } from "./session.js";
 
 export interface GatewayOptions {
   config: Config;
   backplane: Backplane;
   logger: Logger;
-  authorizer?: Authorizer;
+  /** Who clients are and what they may do; default: dev mode (anonymous, every room). */
+  authenticator?: Authenticator;
 }
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -74,14 +78,34 @@ export function createGateway(options: GatewayOptions): Gateway {
   const io = new Server(httpServer, {
     adapter: backplane.adapter,
     ...backplane.serverOptions,
+    // A recovered session passes the handshake again: its token may have expired meanwhile.
+    ...(backplane.serverOptions.connectionStateRecovery
+      ? {
+          connectionStateRecovery: {
+            ...backplane.serverOptions.connectionStateRecovery,
+            skipMiddlewares: false,
+          },
+        }
+      : {}),
     maxHttpBufferSize: config.maxPayloadBytes,
     cors: config.corsOrigins.length > 0 ? { origin: corsOrigin(config.corsOrigins) } : undefined,
     // New handshakes are refused while draining so that clients go to another gateway.
     allowRequest: (_req, callback) => callback(draining ? "draining" : null, !draining),
   });
 
+  const authenticator = options.authenticator ?? devAuthenticator();
+  const handshake = createHandshake({
+    authenticator,
+    logger,
+    onRefused: (code) => metrics.handshakeRefusals.inc({ code }),
+  });
+  io.use(handshake);
+  // Every namespace, also one created later, admits clients only through the handshake.
+  io.on("new_namespace", (namespace) => namespace.use(handshake));
+
   io.on("connection", (socket) => {
     logger.debug({ socket: socket.id, recovered: socket.recovered }, "client connected");
+    startSession(socket, logger);
     attachClientProtocol(socket, {
       gatewayId: config.gatewayId,
       maxPublishBytes: config.maxPublishBytes,
@@ -90,7 +114,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       rateLimitBurst: config.rateLimitBurst,
       maxStrikes: config.maxStrikes,
       logger,
-      authorizer: options.authorizer,
+      authorizer: sessionAuthorizer,
+      refresh: (client, token) => refreshSession(client, token, authenticator, logger),
       onEvent: (event, result) => metrics.clientEvents.inc({ event, result }),
     });
     socket.on("disconnect", (reason) => {

@@ -1,0 +1,112 @@
+import type { Socket } from "socket.io";
+import { AUTH_FAILURES, type Authenticator, type AuthFailureCode } from "./auth.js";
+import type { Logger } from "./logger.js";
+import { checkClientRoom } from "./rooms.js";
+import { setIdentity, userRoom } from "./session.js";
+
+/**
+ * The namespace middleware every Socket.IO connection passes before `connect`:
+ * 1. one socket per namespace per Engine.IO connection (a second CONNECT packet for a namespace
+ *    the connection already has, or is being admitted to, is refused);
+ * 2. the token is authenticated, and a client with a `sub` is put in `user:<sub>`.
+ *
+ * A refused client gets `connect_error` with a short `message` and `data.code`, never details.
+ */
+
+export type HandshakeRefusal = AuthFailureCode | "duplicate_namespace" | "internal";
+
+const MESSAGES: Record<HandshakeRefusal, string> = {
+  ...AUTH_FAILURES,
+  duplicate_namespace: "already connected to this namespace",
+  internal: "internal error",
+};
+
+export interface HandshakeOptions {
+  authenticator: Authenticator;
+  logger: Logger;
+  /** Called once per refused handshake, for metrics. */
+  onRefused?: (code: HandshakeRefusal) => void;
+}
+
+type Middleware = (socket: Socket, next: (err?: Error) => void) => void;
+
+/**
+ * The token: `auth.token` of the CONNECT packet, else an `Authorization: Bearer` header of the
+ * handshake request. Never the query string, which ends up in access logs and proxies.
+ */
+export function tokenFromHandshake(handshake: Socket["handshake"]): unknown {
+  const auth: unknown = handshake.auth;
+  if (typeof auth === "object" && auth !== null && "token" in auth) {
+    const token = (auth as { token?: unknown }).token;
+    if (token !== undefined) return token;
+  }
+  const header = handshake.headers.authorization;
+  if (typeof header !== "string") return undefined;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  // Another scheme is not a missing token: it is a token we cannot use.
+  return bearer ? bearer[1] : header;
+}
+
+export function createHandshake(options: HandshakeOptions): Middleware {
+  const { authenticator, logger } = options;
+  // Namespaces each Engine.IO connection has a socket in, or one being admitted.
+  const claimed = new WeakMap<Socket["client"], Set<string>>();
+
+  const refusal = (socket: Socket, code: HandshakeRefusal, detail: string): Error => {
+    options.onRefused?.(code);
+    logger.info(
+      { nsp: socket.nsp.name, address: socket.handshake.address, code, detail },
+      "client refused",
+    );
+    const err = new Error(MESSAGES[code]) as Error & { data?: unknown };
+    err.data = { code };
+    return err;
+  };
+
+  const admit = async (socket: Socket): Promise<Error | undefined> => {
+    const result = await authenticator.authenticate(tokenFromHandshake(socket.handshake));
+    if (!result.ok) return refusal(socket, result.code, result.detail);
+    const { identity } = result;
+    setIdentity(socket, identity);
+    const ownRoom = identity.sub === undefined ? undefined : userRoom(identity.sub);
+    if (socket.recovered) {
+      // Rooms restored from the session are kept only as far as this token allows them.
+      for (const room of socket.rooms) {
+        if (room === socket.id || room === ownRoom) continue;
+        if (checkClientRoom(room) !== "ok" || !identity.rights.join.matches(room)) {
+          await socket.leave(room);
+        }
+      }
+    }
+    // Joined before `connect` reaches the client: a publish to user:<sub> after that reaches it.
+    if (ownRoom !== undefined) await socket.join(ownRoom);
+    return undefined;
+  };
+
+  return (socket, next) => {
+    const nsp = socket.nsp.name;
+    let names = claimed.get(socket.client);
+    if (!names) {
+      names = new Set();
+      claimed.set(socket.client, names);
+    }
+    if (names.has(nsp)) {
+      return next(refusal(socket, "duplicate_namespace", "second CONNECT on one connection"));
+    }
+    const own = names;
+    own.add(nsp);
+    const release = () => own.delete(nsp);
+    admit(socket).then(
+      (refused) => {
+        if (refused) release();
+        else socket.once("disconnect", release);
+        next(refused);
+      },
+      (err: unknown) => {
+        release();
+        logger.error({ err, nsp }, "handshake failed");
+        next(refusal(socket, "internal", "handshake threw"));
+      },
+    );
+  };
+}
