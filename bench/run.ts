@@ -1,123 +1,532 @@
+import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { type BenchBackplane, scrape, startGateways } from "./gateways.js";
-import { type RoomLoadResult, roomLoad } from "./room-load.js";
-import { round } from "./stats.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "../test/support/ports.js";
+import { startPrivateRedis } from "../test/support/redis-server.js";
+import { type Accounted, LoadSession, round, type StepResult } from "./load.js";
+import { findPids, here, loadAverage, pin, type ServerProcess, startServer } from "./procs.js";
 
 /**
- * `npm run bench`: side-by-side measurements in one run. Not a test: it asserts nothing, it
- * prints a table and writes .bench/results-<date>.json. Every loop is bounded in count and time.
+ * `npm run bench`: Switchboard against the stock stack it is built on, side by side in one run.
+ *
+ *  - raw-ws       a plain `ws` broadcast server (bench/servers/raw-ws.mjs): the ceiling
+ *  - sio-memory   stock Socket.IO, 1 process (bench/servers/stock-sio.mjs)
+ *  - sio-redis    stock Socket.IO + @socket.io/redis-adapter, 2 processes + Redis
+ *  - sb-memory    Switchboard (bin/switchboard.js, built dist/), BACKPLANE=memory, 1 process
+ *  - sb-redis     Switchboard, BACKPLANE=redis, 2 gateways + Redis
+ *  - sb-amqp      Switchboard, BACKPLANE=amqp, 2 gateways + RabbitMQ
+ *
+ * Servers (and the bench's private Redis) are pinned to core 0, the load generator to core 1.
+ * Repeats are interleaved and every cell starts fresh processes. It prints the ratio table of
+ * the performance targets and writes .bench/bench-<time>.json. BENCH_QUICK=1: one short repeat.
  */
 
-const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 8000);
+const QUICK = process.env.BENCH_QUICK === "1";
+const num = (name: string, fallback: number) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+};
+const REPEATS = num("BENCH_REPEATS", QUICK ? 1 : 3);
+const DURATION_MS = num("BENCH_DURATION_MS", QUICK ? 3000 : 5000);
+const RATE = num("BENCH_RATE", 1000);
+const SATURATION_RATE = num("BENCH_SATURATION_RATE", 2500);
+const IDLE_CONNECTIONS = num("BENCH_IDLE_CONNECTIONS", QUICK ? 5000 : 10_000);
+const CONNECT_CLIENTS = num("BENCH_CONNECT_CLIENTS", 2000);
+const ONLY = process.env.BENCH_ONLY?.split(",");
+const LOAD = { clients: 200, rooms: 20, publishers: 10, payloadBytes: 100, workers: 2 };
+const TWO_CORES = cpus().length >= 2;
+const SERVER_CPUS = TWO_CORES ? "0" : undefined;
+const GEN_CPUS = TWO_CORES ? "1" : undefined;
+const CLI = here("../bin/switchboard.js");
 
-interface Row {
-  scenario: string;
-  variant: string;
-  result: RoomLoadResult;
-  extra?: Record<string, number>;
+type TargetName = "raw-ws" | "sio-memory" | "sio-redis" | "sb-memory" | "sb-redis" | "sb-amqp";
+
+interface Running {
+  servers: ServerProcess[];
+  accounted: Accounted[];
+  urls: string[];
+  stop(): Promise<void>;
 }
 
-const rows: Row[] = [];
+interface Brokers {
+  redisUrl: string;
+  redisPid: number | undefined;
+  amqpUrl: string;
+  rabbitPids: number[];
+}
 
-function print(row: Row) {
-  const r = row.result;
-  const extra = row.extra ? ` ${JSON.stringify(row.extra)}` : "";
-  console.log(
-    `${row.scenario.padEnd(22)} ${row.variant.padEnd(14)} sent=${r.sent} delivered=${r.delivered}/${r.expected} lost=${r.lost} ` +
-      `dup=${r.duplicates} rate=${r.deliveredPerSec}/s p50=${r.latencyMs.p50}ms p99=${r.latencyMs.p99}ms max=${r.latencyMs.max}ms${extra}`,
+async function startTarget(name: TargetName, b: Brokers, count?: number): Promise<Running> {
+  const procs = count ?? (name.endsWith("redis") || name.endsWith("amqp") ? 2 : 1);
+  const exchange = `bench.${randomUUID().slice(0, 8)}`;
+  const servers: ServerProcess[] = [];
+  try {
+    for (let i = 0; i < procs; i++) {
+      const port = await freePort();
+      const common = { name: `${name}#${i}`, port, cpus: SERVER_CPUS };
+      if (name === "raw-ws") {
+        servers.push(
+          await startServer({
+            ...common,
+            script: here("./servers/raw-ws.mjs"),
+            args: [String(port)],
+            readyPath: "/",
+          }),
+        );
+      } else if (name.startsWith("sio-")) {
+        const args = name === "sio-redis" ? [String(port), b.redisUrl] : [String(port)];
+        servers.push(
+          await startServer({
+            ...common,
+            script: here("./servers/stock-sio.mjs"),
+            args,
+            readyPath: "/socket.io/?EIO=4&transport=polling",
+          }),
+        );
+      } else {
+        const backplane = name.slice(3);
+        servers.push(
+          await startServer({
+            ...common,
+            script: CLI,
+            args: ["gateway"],
+            readyPath: "/readyz",
+            env: {
+              PORT: String(port),
+              HOST: "127.0.0.1",
+              GATEWAY_ID: `${name}-${i}`,
+              BACKPLANE: backplane,
+              REDIS_URL: b.redisUrl,
+              AMQP_URL: b.amqpUrl,
+              AMQP_EXCHANGE: exchange,
+              LOG_LEVEL: "warn",
+              INGEST: "off",
+              // The publishers send 100/s each: lift the per-socket limits the bench is not about.
+              RATE_LIMIT_PER_SEC: "1000000",
+              RATE_LIMIT_BURST: "1000000",
+              SHUTDOWN_DRAIN_MS: "0",
+            },
+          }),
+        );
+      }
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw err;
+  }
+  const accounted: Accounted[] = servers.map((s) => ({ role: s.name, pid: s.pid }));
+  if (name.endsWith("redis") && b.redisPid !== undefined)
+    accounted.push({ role: "redis", pid: b.redisPid });
+  if (name.endsWith("amqp"))
+    for (const pid of b.rabbitPids) accounted.push({ role: "rabbitmq", pid });
+  return {
+    servers,
+    accounted,
+    urls: servers.map((s) => s.url),
+    stop: async () => {
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  };
+}
+
+const log = (...args: unknown[]) =>
+  console.error(`[${new Date().toISOString().slice(11, 19)} load ${loadAverage()}]`, ...args);
+
+// ---------------------------------------------------------------------------------------------
+
+interface Cells {
+  fixed: Record<string, StepResult[]>;
+  saturated: Record<string, StepResult[]>;
+  memory: Record<
+    string,
+    Array<{ baseRssMB: number; rssPerConnKB: number; heapPerConnKB: number; baseHeapMB: number }>
+  >;
+  connect: Record<string, number[]>;
+  loadAverages: string[];
+}
+const cells: Cells = { fixed: {}, saturated: {}, memory: {}, connect: {}, loadAverages: [] };
+const push = <T>(table: Record<string, T[]>, key: string, value: T) => {
+  const list = table[key] ?? [];
+  list.push(value);
+  table[key] = list;
+};
+const wanted = (name: string) => ONLY === undefined || ONLY.includes(name);
+
+async function fixedLoadCell(name: TargetName, b: Brokers) {
+  const target = await startTarget(name, b);
+  const session = new LoadSession({
+    kind: name === "raw-ws" ? "ws" : "sio",
+    urls: target.urls,
+    ...LOAD,
+    genCpus: GEN_CPUS,
+  });
+  try {
+    await session.start();
+    cells.loadAverages.push(loadAverage());
+    const fixed = await session.step(RATE, target.accounted, {
+      warmupMs: 2000,
+      durationMs: DURATION_MS,
+      drainMs: 2000,
+    });
+    push(cells.fixed, name, fixed);
+    log(`${name} @${RATE}/s`, summary(fixed));
+    if (name === "sio-redis" || name === "sb-redis" || name === "sb-amqp") {
+      const saturated = await session.step(SATURATION_RATE, target.accounted, {
+        warmupMs: 1000,
+        durationMs: Math.min(DURATION_MS, 4000),
+        drainMs: 1000,
+      });
+      push(cells.saturated, name, saturated);
+      log(`${name} @${SATURATION_RATE}/s`, summary(saturated));
+    }
+  } finally {
+    await session.close();
+    await target.stop();
+  }
+}
+
+async function memoryCell(name: TargetName, b: Brokers) {
+  const target = await startTarget(name, b, 1);
+  const server = target.servers[0]!;
+  const session = new LoadSession({
+    kind: name === "raw-ws" ? "ws" : "sio",
+    urls: target.urls,
+    clients: IDLE_CONNECTIONS,
+    rooms: 1,
+    publishers: 0,
+    payloadBytes: 0,
+    workers: 2,
+    idle: true,
+    concurrency: 200,
+    genCpus: GEN_CPUS,
+  });
+  try {
+    await sleep(500);
+    const base = await server.memory();
+    const connected = await session.start();
+    await sleep(1000);
+    const full = await server.memory();
+    const row = {
+      baseRssMB: round(base.rss / 2 ** 20, 1),
+      baseHeapMB: round(base.heapUsed / 2 ** 20, 1),
+      rssPerConnKB: round((full.rss - base.rss) / connected.ok / 1024, 2),
+      heapPerConnKB: round((full.heapUsed - base.heapUsed) / connected.ok / 1024, 2),
+    };
+    push(cells.memory, name, row);
+    log(`${name} idle x${connected.ok}`, JSON.stringify(row));
+  } finally {
+    await session.close();
+    await target.stop();
+  }
+}
+
+async function connectCell(name: TargetName, b: Brokers) {
+  const target = await startTarget(name, b, 1);
+  const session = new LoadSession({
+    kind: "sio",
+    urls: target.urls,
+    clients: CONNECT_CLIENTS,
+    rooms: 1,
+    publishers: 0,
+    payloadBytes: 0,
+    workers: 2,
+    idle: true,
+    concurrency: 100,
+    genCpus: GEN_CPUS,
+  });
+  try {
+    const connected = await session.start();
+    push(cells.connect, name, connected.perSec);
+    log(
+      `${name} connect`,
+      `${connected.perSec}/s (${connected.ok} in ${Math.round(connected.wallMs)} ms)`,
+    );
+  } finally {
+    await session.close();
+    await target.stop();
+  }
+}
+
+function summary(r: StepResult): string {
+  return (
+    `delivered ${r.deliveredPerSec}/s loss ${r.lossPct}% p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms ` +
+    `cpu ${r.serverCpuUsPerDelivery} µs/delivery ${JSON.stringify(r.perProcessCpuPct)} gen ${r.genCpuPct}% ` +
+    `other ${r.otherCpuPct}% rss ${r.serverRssMB} MB acks-failed ${r.acksFailed} missing ${r.acksMissing}`
   );
 }
 
-/** amqp vs redis: same 2 gateways, same clients, same offered load, rooms spanning both gateways. */
-async function backplaneThroughput(backplane: BenchBackplane, ratePerSec: number) {
-  const cluster = await startGateways(backplane, 2);
-  try {
-    const rooms = ["bench:0", "bench:1", "bench:2", "bench:3", "bench:4"];
-    const result = await roomLoad({
-      urls: cluster.urls,
-      membersPerGateway: 25,
-      roomOf: (_g, i) => rooms[i % rooms.length]!,
-      rooms,
-      publishersPerGateway: 2,
-      ratePerSec,
-      durationMs: DURATION_MS,
-    });
-    const row = { scenario: `throughput@${ratePerSec}/s`, variant: backplane, result };
-    rows.push(row);
-    print(row);
-  } finally {
-    await cluster.stop();
-  }
+// ---------------------------------------------------------------------------------------------
+
+const median = (values: number[]) => {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const spread = (values: number[], digits = 2) =>
+  values.length > 1
+    ? ` (${round(Math.min(...values), digits)}–${round(Math.max(...values), digits)})`
+    : "";
+const cellOf = (values: number[], digits = 2) =>
+  values.length === 0 ? "–" : `${round(median(values), digits)}${spread(values, digits)}`;
+
+interface RatioRow {
+  id: string;
+  measure: string;
+  a: number[];
+  b: number[];
+  /** "ratio": median(a)/median(b); "diff": median(a)-median(b); "value": median(a). */
+  kind: "ratio" | "diff" | "value";
+  goal: { op: "<=" | ">="; value: number };
 }
 
-/** Rooms split across gateways: what each gateway takes in from the broker, routing on vs off. */
-async function roomRouting(backplane: "amqp" | "amqp-fanout") {
-  const cluster = await startGateways(backplane, 2);
-  try {
-    const roomsA = ["split:a0", "split:a1", "split:a2", "split:a3", "split:a4"];
-    const roomsB = ["split:b0", "split:b1", "split:b2", "split:b3", "split:b4"];
-    const before = await Promise.all(
-      cluster.urls.map((u) => scrape(u, "switchboard_backplane_received_broadcasts_total")),
+function ratioTable(): { markdown: string; rows: object[] } {
+  const f = (t: string, pick: (r: StepResult) => number) => (cells.fixed[t] ?? []).map(pick);
+  const s = (t: string, pick: (r: StepResult) => number) => (cells.saturated[t] ?? []).map(pick);
+  const m = (t: string, pick: (r: Cells["memory"][string][number]) => number) =>
+    (cells.memory[t] ?? []).map(pick);
+  const cpu = (r: StepResult) => r.serverCpuUsPerDelivery;
+  const rows: RatioRow[] = [
+    {
+      id: "P1/P7",
+      measure: "sb-redis ÷ sio-redis: server CPU µs/delivery",
+      a: f("sb-redis", cpu),
+      b: f("sio-redis", cpu),
+      kind: "ratio",
+      goal: { op: "<=", value: 0.8 },
+    },
+    {
+      id: "P1/P7",
+      measure: "sb-redis ÷ sio-redis: p50",
+      a: f("sb-redis", (r) => r.latencyMs.p50),
+      b: f("sio-redis", (r) => r.latencyMs.p50),
+      kind: "ratio",
+      goal: { op: "<=", value: 1.0 },
+    },
+    {
+      id: "P1/P7",
+      measure: "sb-redis ÷ sio-redis: p99",
+      a: f("sb-redis", (r) => r.latencyMs.p99),
+      b: f("sio-redis", (r) => r.latencyMs.p99),
+      kind: "ratio",
+      goal: { op: "<=", value: 1.0 },
+    },
+    {
+      id: "P2",
+      measure: `sb-amqp ÷ sb-redis: delivered/s at saturation (${SATURATION_RATE} publishes/s offered)`,
+      a: s("sb-amqp", (r) => r.deliveredPerSec),
+      b: s("sb-redis", (r) => r.deliveredPerSec),
+      kind: "ratio",
+      goal: { op: ">=", value: 0.9 },
+    },
+    {
+      id: "P2",
+      measure: "sb-amqp ÷ sb-redis: p50",
+      a: f("sb-amqp", (r) => r.latencyMs.p50),
+      b: f("sb-redis", (r) => r.latencyMs.p50),
+      kind: "ratio",
+      goal: { op: "<=", value: 1.5 },
+    },
+    {
+      id: "P2",
+      measure: "sb-amqp ÷ sb-redis: p99",
+      a: f("sb-amqp", (r) => r.latencyMs.p99),
+      b: f("sb-redis", (r) => r.latencyMs.p99),
+      kind: "ratio",
+      goal: { op: "<=", value: 2.0 },
+    },
+    {
+      id: "P4",
+      measure: "sb-memory ÷ raw-ws: server CPU µs/delivery",
+      a: f("sb-memory", cpu),
+      b: f("raw-ws", cpu),
+      kind: "ratio",
+      goal: { op: "<=", value: 1.3 },
+    },
+    {
+      id: "P6",
+      measure: `sb-memory heap KB/connection after GC (${IDLE_CONNECTIONS} idle)`,
+      a: m("sb-memory", (r) => r.heapPerConnKB),
+      b: [],
+      kind: "value",
+      goal: { op: "<=", value: 6 },
+    },
+    {
+      id: "P6",
+      measure: "sb-memory ÷ sio-memory: RSS KB/connection",
+      a: m("sb-memory", (r) => r.rssPerConnKB),
+      b: m("sio-memory", (r) => r.rssPerConnKB),
+      kind: "ratio",
+      goal: { op: "<=", value: 1.0 },
+    },
+    {
+      id: "P6",
+      measure: "sb-memory − sio-memory: base RSS MB",
+      a: m("sb-memory", (r) => r.baseRssMB),
+      b: m("sio-memory", (r) => r.baseRssMB),
+      kind: "diff",
+      goal: { op: "<=", value: 15 },
+    },
+    {
+      id: "connect",
+      measure: "sb-amqp ÷ sb-redis: connections/s (1 gateway)",
+      a: cells.connect["sb-amqp"] ?? [],
+      b: cells.connect["sb-redis"] ?? [],
+      kind: "ratio",
+      goal: { op: ">=", value: 0.8 },
+    },
+  ];
+  const lines = [
+    "| target | measure | A | B | A÷B (or A−B) | goal | met |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  const out: object[] = [];
+  for (const row of rows) {
+    if (row.a.length === 0 || (row.kind !== "value" && row.b.length === 0)) {
+      lines.push(
+        `| ${row.id} | ${row.measure} | – | – | not measured | ${row.goal.op} ${row.goal.value} | – |`,
+      );
+      continue;
+    }
+    // Repeats are interleaved, so repeat i of A and of B ran side by side: their ratios' spread.
+    const pairs = row.a
+      .map((a, i) => {
+        const b = row.b[i] ?? Number.NaN;
+        return row.kind === "ratio" ? a / b : row.kind === "diff" ? a - b : a;
+      })
+      .filter(Number.isFinite);
+    const value =
+      row.kind === "ratio"
+        ? median(row.a) / median(row.b)
+        : row.kind === "diff"
+          ? median(row.a) - median(row.b)
+          : median(row.a);
+    const met = row.goal.op === "<=" ? value <= row.goal.value : value >= row.goal.value;
+    lines.push(
+      `| ${row.id} | ${row.measure} | ${cellOf(row.a)} | ${row.kind === "value" ? "–" : cellOf(row.b)} | ` +
+        `**${round(value, 2)}**${spread(pairs)} | ${row.goal.op} ${row.goal.value} | ${met ? "yes" : "**no**"} |`,
     );
-    const result = await roomLoad({
-      urls: cluster.urls,
-      membersPerGateway: 10,
-      roomOf: (g, i) => (g === 0 ? roomsA : roomsB)[i % 5]!,
-      rooms: [...roomsA, ...roomsB],
-      publishersPerGateway: 1,
-      ratePerSec: 200,
-      durationMs: DURATION_MS,
-    });
-    const after = await Promise.all(
-      cluster.urls.map((u) => scrape(u, "switchboard_backplane_received_broadcasts_total")),
-    );
-    const inbound = after.map((n, i) => n - (before[i] ?? 0));
-    const row = {
-      scenario: "room-routing",
-      variant: backplane === "amqp" ? "routing on" : "fan-out",
-      result,
-      extra: { inboundPerGateway: round(inbound.reduce((a, b) => a + b, 0) / inbound.length, 0) },
-    };
-    rows.push(row);
-    print(row);
-    return row.extra.inboundPerGateway;
-  } finally {
-    await cluster.stop();
+    out.push({ ...row, value: round(value, 3), pairs, met });
   }
+  return { markdown: lines.join("\n"), rows: out };
+}
+
+function targetTable(): string {
+  const lines = [
+    "| target | delivered/s | loss % | p50 ms | p99 ms | server CPU µs/delivery | server RSS MB | generator CPU % | other CPU % |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const [name, results] of Object.entries(cells.fixed)) {
+    const col = (pick: (r: StepResult) => number, d = 2) => cellOf(results.map(pick), d);
+    lines.push(
+      `| ${name} @${RATE}/s | ${col((r) => r.deliveredPerSec, 0)} | ${col((r) => r.lossPct, 3)} | ${col((r) => r.latencyMs.p50)} | ${col((r) => r.latencyMs.p99)} | ` +
+        `${col((r) => r.serverCpuUsPerDelivery, 1)} | ${col((r) => r.serverRssMB, 0)} | ${col((r) => r.genCpuPct, 0)} | ${col((r) => r.otherCpuPct, 0)} |`,
+    );
+  }
+  for (const [name, results] of Object.entries(cells.saturated)) {
+    const col = (pick: (r: StepResult) => number, d = 2) => cellOf(results.map(pick), d);
+    lines.push(
+      `| ${name} @${SATURATION_RATE}/s (saturated) | ${col((r) => r.deliveredPerSec, 0)} | ${col((r) => r.lossPct, 3)} | ${col((r) => r.latencyMs.p50)} | ${col((r) => r.latencyMs.p99)} | ` +
+        `${col((r) => r.serverCpuUsPerDelivery, 1)} | ${col((r) => r.serverRssMB, 0)} | ${col((r) => r.genCpuPct, 0)} | ${col((r) => r.otherCpuPct, 0)} |`,
+    );
+  }
+  lines.push(
+    "",
+    "| target | idle connections | base RSS MB | base heap MB | RSS KB/conn | heap KB/conn (after GC) |",
+    "|---|---|---|---|---|---|",
+  );
+  for (const [name, rows] of Object.entries(cells.memory)) {
+    lines.push(
+      `| ${name} | ${IDLE_CONNECTIONS} | ${cellOf(
+        rows.map((r) => r.baseRssMB),
+        1,
+      )} | ${cellOf(
+        rows.map((r) => r.baseHeapMB),
+        1,
+      )} | ` +
+        `${cellOf(rows.map((r) => r.rssPerConnKB))} | ${cellOf(rows.map((r) => r.heapPerConnKB))} |`,
+    );
+  }
+  lines.push("", "| target (1 process) | connections/s |", "|---|---|");
+  for (const [name, rates] of Object.entries(cells.connect))
+    lines.push(`| ${name} | ${cellOf(rates, 0)} |`);
+  return lines.join("\n");
 }
 
 async function main() {
+  const started = new Date();
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${round(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}`;
-  console.log(`Switchboard benchmarks — ${new Date().toISOString()} — ${machine}\n`);
-  const ratios: Record<string, number> = {};
-  for (const rate of [500, 1500, 4000]) {
-    await backplaneThroughput("redis", rate);
-    await backplaneThroughput("amqp", rate);
-    const [redis, amqp] = rows.slice(-2).map((r) => r.result);
-    ratios[`amqp/redis delivered/s @${rate}/s`] = round(
-      amqp!.deliveredPerSec / redis!.deliveredPerSec,
-    );
-    ratios[`amqp/redis p99 @${rate}/s`] = round(amqp!.latencyMs.p99 / redis!.latencyMs.p99);
-  }
-  const on = await roomRouting("amqp");
-  const off = await roomRouting("amqp-fanout");
-  ratios["inbound routing on / fan-out"] = round(on / off);
-  const extra = await import("./publish-paths.js").then(
-    (m) => m.publishPaths(DURATION_MS),
-    (err: unknown) => {
-      console.log(`publish paths skipped: ${(err as Error).message}`);
-      return undefined;
-    },
+  console.log(`Switchboard bench — ${started.toISOString()} — ${machine}`);
+  console.log(
+    `load: ${LOAD.clients} clients in ${LOAD.rooms} rooms, ${LOAD.publishers} publishers, ${RATE} publishes/s (${RATE * (LOAD.clients / LOAD.rooms)} deliveries/s), ` +
+      `${LOAD.payloadBytes}-byte payloads, ${DURATION_MS} ms windows, ${REPEATS} repeat(s); pinning: ${TWO_CORES ? "servers core 0, generator core 1" : "off (1 core)"}`,
   );
-  if (extra) Object.assign(ratios, extra.ratios);
-  console.log("\nratios:", ratios);
-  mkdirSync(".bench", { recursive: true });
-  const file = `.bench/results-${new Date().toISOString().slice(0, 10)}.json`;
+  const redis = await startPrivateRedis();
+  pin(redis.pid ?? -1, SERVER_CPUS);
+  const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+  const brokers: Brokers = {
+    redisUrl: redis.url,
+    redisPid: redis.pid,
+    amqpUrl,
+    // RabbitMQ is the machine's shared broker (not pinned): its whole VM's CPU is counted.
+    rabbitPids: findPids(["beam.smp", "rabbit"]),
+  };
+  log(
+    `private redis pid ${redis.pid}; rabbitmq pid(s) ${brokers.rabbitPids.join(",") || "not found (its CPU is not counted)"}`,
+  );
+  const fixedTargets: TargetName[] = [
+    "raw-ws",
+    "sio-memory",
+    "sb-memory",
+    "sio-redis",
+    "sb-redis",
+    "sb-amqp",
+  ];
+  const memoryTargets: TargetName[] = ["raw-ws", "sio-memory", "sb-memory"];
+  const connectTargets: TargetName[] = ["sio-redis", "sb-redis", "sb-amqp"];
+  try {
+    for (let r = 1; r <= REPEATS; r++) {
+      log(`repeat ${r}/${REPEATS}`);
+      for (const t of fixedTargets) if (wanted(t)) await fixedLoadCell(t, brokers);
+      for (const t of memoryTargets) if (wanted(t)) await memoryCell(t, brokers);
+      for (const t of connectTargets) if (wanted(t)) await connectCell(t, brokers);
+    }
+  } finally {
+    await redis.stop();
+  }
+  const ratios = ratioTable();
+  const finished = new Date();
+  const header =
+    `Switchboard bench ${started.toISOString()} → ${finished.toISOString()} (${Math.round((finished.getTime() - started.getTime()) / 1000)} s)\n` +
+    `machine: ${machine}\nload averages at cell starts (1/5/15 min): ${cells.loadAverages.join(" | ")}\n` +
+    "values: median of the repeats (min–max); A÷B spread: min–max of the per-repeat ratios (repeats are interleaved)";
+  const markdown = `${header}\n\n${ratios.markdown}\n\n${targetTable()}\n`;
+  console.log(`\n${markdown}`);
+  mkdirSync(here("../.bench"), { recursive: true });
+  const file = here(`../.bench/bench-${started.toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(
     file,
     JSON.stringify(
-      { date: new Date().toISOString(), machine, rows, ratios, publishPaths: extra?.rows },
+      {
+        started,
+        finished,
+        machine,
+        config: {
+          QUICK,
+          REPEATS,
+          DURATION_MS,
+          RATE,
+          SATURATION_RATE,
+          IDLE_CONNECTIONS,
+          CONNECT_CLIENTS,
+          LOAD,
+        },
+        cells,
+        ratios: ratios.rows,
+        markdown,
+      },
       null,
       2,
     ),

@@ -1,0 +1,268 @@
+import { type ChildProcess, fork } from "node:child_process";
+import * as hdr from "hdr-histogram-js";
+import type { ClientKind, ConnectCommand, StepCommand } from "./load-worker.js";
+import { cpuSeconds, here, machineCpu, pin, rssBytes } from "./procs.js";
+
+/**
+ * The load generator: `workers` forked processes (pinned to the generator cores) holding
+ * `clients` receivers spread over the servers' URLs, each a member of one of `rooms` rooms, and
+ * `publishers` extra connections that publish open-loop. `step()` runs one measured window and
+ * reads every accounted process's CPU from /proc around it.
+ */
+export interface LoadOptions {
+  kind: ClientKind;
+  urls: string[];
+  clients: number;
+  rooms: number;
+  publishers: number;
+  workers: number;
+  payloadBytes: number;
+  genCpus?: string;
+  /** Receivers join no room (idle connections). */
+  idle?: boolean;
+  concurrency?: number;
+}
+
+/** A process whose CPU counts as "server" (gateways, stock servers, brokers). */
+export interface Accounted {
+  role: string;
+  pid: number;
+}
+
+export interface StepResult {
+  rate: number;
+  sent: number;
+  sentMeasured: number;
+  expected: number;
+  delivered: number;
+  lossPct: number;
+  dupes: number;
+  /** Deliveries received inside the measured window, whenever sent: throughput at saturation. */
+  deliveredPerSec: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  sendLagP99Ms: number;
+  acksFailed: number;
+  acksMissing: number;
+  disconnects: number;
+  serverCpuSec: number;
+  serverCpuUsPerDelivery: number;
+  perProcessCpuPct: Record<string, number>;
+  genCpuPct: number;
+  /** Machine busy time not spent by servers or generator, in % of one core: other tenants. */
+  otherCpuPct: number;
+  serverRssMB: number;
+}
+
+function once<T>(child: ChildProcess, cmd: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off("message", onMessage);
+      reject(new Error(`load worker: no ${cmd} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (m: { cmd?: string; error?: string }) => {
+      if (m.cmd !== cmd && m.cmd !== "error") return;
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      if (m.cmd === "error") reject(new Error(m.error));
+      else resolve(m as T);
+    };
+    child.on("message", onMessage);
+  });
+}
+
+const ms = (h: hdr.Histogram, p: number) => Math.round(h.getValueAtPercentile(p)) / 1000;
+
+export class LoadSession {
+  private readonly workers: ChildProcess[] = [];
+  private readonly roomNames: string[];
+  private readonly members: number[];
+  private k = 0;
+
+  constructor(private readonly o: LoadOptions) {
+    this.roomNames = Array.from({ length: o.rooms }, (_, r) => `bench:${r}`);
+    this.members = new Array<number>(o.rooms).fill(0);
+  }
+
+  /** Connects every client; resolves with the connect wall time and connections per second. */
+  async start(): Promise<{ ok: number; failed: number; wallMs: number; perSec: number }> {
+    const { o } = this;
+    const slices = Array.from({ length: o.workers }, () => ({
+      clients: [] as ConnectCommand["clients"],
+      publishers: [] as ConnectCommand["publishers"],
+    }));
+    for (let i = 0; i < o.clients; i++) {
+      const room = i % o.rooms;
+      this.members[room]!++;
+      // Every room has members on every server: url = floor(i / rooms) % urls.
+      slices[i % o.workers]!.clients.push({
+        url: o.urls[Math.floor(i / o.rooms) % o.urls.length]!,
+        room: o.idle ? null : this.roomNames[room]!,
+      });
+    }
+    for (let j = 0; j < o.publishers; j++) {
+      slices[j % o.workers]!.publishers.push({ id: j, url: o.urls[j % o.urls.length]! });
+    }
+    for (let w = 0; w < o.workers; w++) {
+      const child = fork(here("./load-worker.ts"), [], {
+        execArgv: ["--import", "tsx", "--max-old-space-size=2048"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
+      await once(child, "hello", 30_000);
+      pin(child.pid ?? -1, o.genCpus);
+      this.workers.push(child);
+    }
+    const t0 = performance.now();
+    const replies = await Promise.all(
+      this.workers.map((child, w) => {
+        const command: ConnectCommand = {
+          cmd: "connect",
+          kind: o.kind,
+          clients: slices[w]!.clients,
+          publishers: slices[w]!.publishers,
+          publishersTotal: o.publishers,
+          concurrency: o.concurrency ?? 50,
+        };
+        child.send(command);
+        return once<{ ok: number; failed: number; errors: string[]; wallMs: number }>(
+          child,
+          "connected",
+          300_000,
+        );
+      }),
+    );
+    const wallMs = Math.max(...replies.map((r) => r.wallMs));
+    const ok = replies.reduce((a, r) => a + r.ok, 0);
+    const failed = replies.reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) {
+      throw new Error(
+        `${failed} connections failed: ${replies.flatMap((r) => r.errors).join("; ")}`,
+      );
+    }
+    void t0;
+    return { ok, failed, wallMs, perSec: Math.round((1000 * ok) / wallMs) };
+  }
+
+  async step(
+    rate: number,
+    accounted: Accounted[],
+    opts: { warmupMs: number; durationMs: number; drainMs: number },
+  ): Promise<StepResult> {
+    const k = ++this.k;
+    const now = () => performance.timeOrigin + performance.now();
+    const t0 = now() + 200;
+    const results = this.workers.map((child) =>
+      once<WorkerResult>(
+        child,
+        "stepResult",
+        opts.warmupMs + opts.durationMs + opts.drainMs + 60_000,
+      ),
+    );
+    this.workers.forEach((child, w) => {
+      const command: StepCommand = {
+        cmd: "step",
+        k,
+        t0,
+        ...opts,
+        rate: rate / this.workers.length,
+        w,
+        workers: this.workers.length,
+        rooms: this.roomNames,
+        members: this.members,
+        payloadBytes: this.o.payloadBytes,
+      };
+      child.send(command);
+    });
+    const snapshot = () => ({
+      t: now(),
+      machine: machineCpu(),
+      servers: accounted.map((a) => cpuSeconds(a.pid) ?? Number.NaN),
+      gen: this.workers.map((c) => cpuSeconds(c.pid ?? -1) ?? Number.NaN),
+    });
+    const tMeasure = t0 + opts.warmupMs;
+    await new Promise((r) => setTimeout(r, Math.max(0, tMeasure - now())));
+    const a = snapshot();
+    await new Promise((r) => setTimeout(r, Math.max(0, tMeasure + opts.durationMs - now())));
+    const b = snapshot();
+    const rss = accounted.map((x) => rssBytes(x.pid) ?? 0);
+    const r = await Promise.all(results);
+    const wallS = (b.t - a.t) / 1000;
+    const hist = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 600_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    const lag = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 600_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    for (const x of r) {
+      hist.add(hdr.decodeFromCompressedBase64(x.hist));
+      lag.add(hdr.decodeFromCompressedBase64(x.lag));
+    }
+    const sum = (f: keyof WorkerResult) => r.reduce((acc, x) => acc + (x[f] as number), 0);
+    const serverCpu = accounted.map((_, i) => (b.servers[i] ?? 0) - (a.servers[i] ?? 0));
+    const serverCpuSec = serverCpu.reduce((x, y) => x + y, 0);
+    const genCpuSec = this.workers.reduce((acc, _, i) => acc + (b.gen[i]! - a.gen[i]!), 0);
+    const machineBusy = b.machine.busy - a.machine.busy;
+    const delivered = sum("delivered");
+    const expected = sum("expected");
+    const inWindow = sum("inWindow");
+    const result: StepResult = {
+      rate,
+      sent: sum("sent"),
+      sentMeasured: sum("sentMeasured"),
+      expected,
+      delivered,
+      lossPct: expected > 0 ? round((100 * (expected - delivered)) / expected, 3) : 0,
+      dupes: sum("dupes"),
+      deliveredPerSec: round(inWindow / (opts.durationMs / 1000), 0),
+      latencyMs: { p50: ms(hist, 50), p90: ms(hist, 90), p99: ms(hist, 99), max: ms(hist, 100) },
+      sendLagP99Ms: ms(lag, 99),
+      acksFailed: sum("acksFailed"),
+      acksMissing: sum("sent") - sum("acksOk") - sum("acksFailed"),
+      disconnects: sum("disconnects"),
+      serverCpuSec: round(serverCpuSec, 3),
+      // Per delivery made in the window: the CPU the servers spent while making them.
+      serverCpuUsPerDelivery: inWindow > 0 ? round((1e6 * serverCpuSec) / inWindow, 1) : Number.NaN,
+      perProcessCpuPct: Object.fromEntries(
+        accounted.map((x, i) => [x.role, round((100 * serverCpu[i]!) / wallS, 1)]),
+      ),
+      genCpuPct: round((100 * genCpuSec) / wallS, 1),
+      otherCpuPct: round((100 * (machineBusy - serverCpuSec - genCpuSec)) / wallS, 1),
+      serverRssMB: round(rss.reduce((x, y) => x + y, 0) / 2 ** 20, 1),
+    };
+    return result;
+  }
+
+  async close(): Promise<void> {
+    const exits = this.workers.map(
+      (c) =>
+        new Promise<void>((resolve) =>
+          c.exitCode !== null ? resolve() : c.once("exit", () => resolve()),
+        ),
+    );
+    for (const c of this.workers) c.send({ cmd: "close" });
+    const timer = setTimeout(() => {
+      for (const c of this.workers) if (c.exitCode === null) c.kill("SIGKILL");
+    }, 5000);
+    await Promise.all(exits);
+    clearTimeout(timer);
+  }
+}
+
+interface WorkerResult {
+  sent: number;
+  sentMeasured: number;
+  expected: number;
+  delivered: number;
+  inWindow: number;
+  dupes: number;
+  acksOk: number;
+  acksFailed: number;
+  disconnects: number;
+  hist: string;
+  lag: string;
+}
+
+export const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;

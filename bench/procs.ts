@@ -1,0 +1,175 @@
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+/** Process helpers of the bench: start servers pinned to cores, read their CPU and memory. */
+
+const PROBE = new URL("./servers/probe.mjs", import.meta.url).href;
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process (all its threads) in seconds; undefined once it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size in bytes (VmRSS). */
+export function rssBytes(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whole-machine busy and total CPU seconds (all cores), from /proc/stat. */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
+}
+
+export const loadAverage = () =>
+  readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+/** Pins every thread of `pid` to `cpus` ("0", "1", "0-1"); false when taskset is missing. */
+export function pin(pid: number, cpus: string | undefined): boolean {
+  if (cpus === undefined) return false;
+  try {
+    execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** PIDs of processes whose command line contains every one of `needles` (e.g. RabbitMQ's VM). */
+export function findPids(needles: string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (needles.every((n) => cmd.includes(n))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+export interface ServerProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly url: string;
+  /** heap after two forced GCs and RSS, from the bench probe inside the process. */
+  memory(): Promise<{ rss: number; heapUsed: number; gc: boolean }>;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  name: string;
+  /** The JavaScript file node runs. */
+  script: string;
+  args: string[];
+  env?: Record<string, string>;
+  port: number;
+  /** HTTP path that answers < 500 once the server takes clients. */
+  readyPath: string;
+  cpus?: string;
+  timeoutMs?: number;
+}
+
+/** Forks `node --expose-gc --import probe <script> <args>`, pins it, waits until it answers. */
+export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
+  const child: ChildProcess = fork(options.script, options.args, {
+    execArgv: ["--expose-gc", "--import", PROBE],
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const url = `http://127.0.0.1:${options.port}`;
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  for (;;) {
+    if (exited) throw new Error(`${options.name} exited during start-up:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${options.name} did not answer ${options.readyPath} in time:\n${output}`);
+    }
+    const status = await fetch(`${url}${options.readyPath}`, { signal: AbortSignal.timeout(1000) })
+      .then((r) => r.status)
+      .catch(() => 0);
+    if (status > 0 && status < 500) break;
+    await sleep(100);
+  }
+  const pid = child.pid ?? -1;
+  pin(pid, options.cpus);
+  let nextId = 1;
+  return {
+    name: options.name,
+    pid,
+    url,
+    output: () => output,
+    memory: () =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        const timer = setTimeout(
+          () => reject(new Error(`${options.name}: no probe answer`)),
+          10_000,
+        );
+        const onMessage = (m: unknown) => {
+          const reply = m as {
+            probe?: string;
+            id?: number;
+            rss: number;
+            heapUsed: number;
+            gc: boolean;
+          };
+          if (reply?.probe !== "memory" || reply.id !== id) return;
+          clearTimeout(timer);
+          child.off("message", onMessage);
+          resolve(reply);
+        };
+        child.on("message", onMessage);
+        child.send({ probe: "memory", gc: true, id });
+      }),
+    async stop() {
+      if (exited) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
