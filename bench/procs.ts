@@ -95,12 +95,14 @@ export interface StartServerOptions {
   readyPath: string;
   cpus?: string;
   timeoutMs?: number;
+  /** More node options, e.g. --cpu-prof. */
+  execArgv?: string[];
 }
 
 /** Forks `node --expose-gc --import probe <script> <args>`, pins it, waits until it answers. */
 export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
   const child: ChildProcess = fork(options.script, options.args, {
-    execArgv: ["--expose-gc", "--import", PROBE],
+    execArgv: ["--expose-gc", "--import", PROBE, ...(options.execArgv ?? [])],
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });

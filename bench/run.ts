@@ -19,7 +19,8 @@ import { findPids, here, loadAverage, pin, type ServerProcess, startServer } fro
  *
  * Servers (and the bench's private Redis) are pinned to core 0, the load generator to core 1.
  * Repeats are interleaved and every cell starts fresh processes. It prints the ratio table of
- * the performance targets and writes .bench/bench-<time>.json. BENCH_QUICK=1: one short repeat.
+ * the performance targets and writes .bench/bench-<time>.json. BENCH_QUICK=1: one short repeat;
+ * BENCH_ONLY=sb-redis,sio-redis: those targets; BENCH_PROFILE_DIR=dir: gateways run --cpu-prof.
  */
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -37,6 +38,8 @@ const SATURATION_RATE = num("BENCH_SATURATION_RATE", 2500);
 const IDLE_CONNECTIONS = num("BENCH_IDLE_CONNECTIONS", QUICK ? 5000 : 10_000);
 const CONNECT_CLIENTS = num("BENCH_CONNECT_CLIENTS", 2000);
 const ONLY = process.env.BENCH_ONLY?.split(",");
+/** A directory: Switchboard gateways run with --cpu-prof and write their profiles there. */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const LOAD = { clients: 200, rooms: 20, publishers: 10, payloadBytes: 100, workers: 2 };
 const TWO_CORES = cpus().length >= 2;
 const SERVER_CPUS = TWO_CORES ? "0" : undefined;
@@ -93,6 +96,7 @@ async function startTarget(name: TargetName, b: Brokers, count?: number): Promis
             ...common,
             script: CLI,
             args: ["gateway"],
+            execArgv: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [],
             readyPath: "/readyz",
             env: {
               PORT: String(port),
