@@ -1,15 +1,24 @@
 import type { Namespace } from "socket.io";
-import type { BroadcastOptions, ClusterMessage, ClusterResponse } from "socket.io-adapter";
+import type { BroadcastOptions, ClusterMessage, ClusterResponse, Room } from "socket.io-adapter";
 import { ClusterAdapterWithHeartbeat, MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
-import { EMITTER_UID } from "./codec.js";
+import { SwitchboardMessageType, type WireMessage } from "./codec.js";
 import type { ResolvedAdapterOptions } from "./options.js";
-import { ClusterRequests, type RequestKind, type Settle } from "./requests.js";
+import {
+  abortAll,
+  answerAllRooms,
+  type BaseInternals,
+  baseInternals,
+  type RequestKind,
+  type Settle,
+  startRequest,
+} from "./requests.js";
 import {
   allKey,
   allRoomsPattern,
   encodeOptions,
   nodeKey,
+  type Routed,
   Router,
   roomKey,
   type WireBroadcastOptions,
@@ -21,20 +30,31 @@ type PublishInput = Parameters<ClusterAdapterWithHeartbeat["publish"]>[0];
 /**
  * Socket.IO adapter over RabbitMQ. As socket.io-adapter requires, it
  * implements `doPublish`/`doPublishResponse` and feeds `onMessage` (responses
- * included) from the transport. On top of the base class it keeps room
- * bindings in step with local membership (see routing.ts), and owns cluster
- * requests so that they honour `requestsTimeoutMs` and `partialResults` and
- * stop waiting for a node the moment it leaves (close message or heartbeat
- * timeout).
+ * included) from the transport.
+ *
+ * Cluster membership is the base class's alone: `nodesMap`, its heartbeats,
+ * its clean-up timer and its `removeNode` (which also strikes a leaving node
+ * off pending requests). In-flight requests live in the base's request map
+ * (`adapter.requests`). What this class adds, and only that:
+ *
+ * - room-aware bindings (`roomRouting: true`): a room's routing key is bound
+ *   while the node has a local member; socket-id keys are bound before the
+ *   connection completes, and a remote `socketsJoin` binds before it applies;
+ * - requests that honour `requestsTimeoutMs` (or the `timeout` flag), fail with
+ *   @socket.io/redis-adapter's messages as `SWB_ERR_REQUEST_TIMEOUT`, resolve
+ *   with what arrived under `partialResults`, and are settled on close;
+ * - `allRooms()`, which the base lacks (two message kinds of our own);
+ * - a new INITIAL_HEARTBEAT after the transport reconnects, so peers count us
+ *   (and we them) at once, not at the next heartbeat;
+ * - publishes that fail are counted (`stats().dropped`) and logged, never lost
+ *   silently in the base's debug-only catch.
  */
 export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
-  private readonly peers = new Map<string, number>(); // uid -> last message time
-  private readonly requestsInFlight: ClusterRequests;
+  private readonly internals: BaseInternals;
   private readonly preconnect = new Set<string>(); // socket ids bound before join
   private readonly registered: Promise<void>;
   private readonly removeHandler: () => void;
   private readonly removeReconnectListener: () => void;
-  private readonly livenessTimer: NodeJS.Timeout;
   private readonly router = new Router();
   /** Set while a remote join waits for its bindings; later messages queue behind it. */
   private inbox: Promise<void> | undefined;
@@ -51,27 +71,13 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
       heartbeatInterval: opts.heartbeatIntervalMs,
       heartbeatTimeout: opts.heartbeatTimeoutMs,
     });
-    this.requestsInFlight = new ClusterRequests({
-      nsp: nsp.name,
-      partialResults: opts.partialResults,
-      logger: opts.logger,
-      onPartial: (missing) => {
-        transport.count("partialResults");
-        transport.count("missingResponses", missing);
-      },
-    });
+    this.internals = baseInternals(this);
     this.removeHandler = transport.addHandler(nsp.name, (m) => this.onMessage(m as ClusterMessage));
-    // After an outage, announce ourselves again so peers that dropped us (and
-    // that we dropped) are counted at once, not at the next heartbeat.
     this.removeReconnectListener = transport.onReconnect(() =>
       this.publish({ type: MessageType.INITIAL_HEARTBEAT }),
     );
     this.registered = Promise.all(this.ownKeys().map((key) => transport.bind(key))).then(
       () => undefined,
-    );
-    this.livenessTimer = setInterval(
-      () => this.checkLiveness(),
-      Math.min(1_000, opts.heartbeatTimeoutMs / 4),
     );
     if (opts.roomRouting) {
       // Socket.IO joins a socket to its own id room without awaiting it and
@@ -106,11 +112,7 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     if (!this.closed) super.init();
   }
 
-  override serverCount(): Promise<number> {
-    return Promise.resolve(1 + this.peers.size);
-  }
-
-  override addAll(id: string, rooms: Set<string>): Promise<void> {
+  override addAll(id: string, rooms: Set<Room>): Promise<void> {
     super.addAll(id, rooms);
     this.preconnect.delete(id);
     if (!this.opts.roomRouting || this.closed) return Promise.resolve();
@@ -121,13 +123,13 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     ).then(() => undefined);
   }
 
-  override del(id: string, room: string): void {
+  override del(id: string, room: Room): void {
     super.del(id, room);
     this.unbindIfEmpty([room]);
   }
 
   override delAll(id: string): void {
-    const rooms = [...(this.sids.get(id) ?? []), id];
+    const rooms: Room[] = [...(this.sids.get(id) ?? []), id];
     super.delAll(id);
     this.preconnect.delete(id);
     this.unbindIfEmpty(rooms);
@@ -155,9 +157,20 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
   /** Handles one message; returns a promise only when later messages must wait for it. */
   private process(message: ClusterMessage, offset?: string): Promise<void> | undefined {
     if (this.closed) return undefined;
-    if (message.uid !== this.uid && message.uid !== EMITTER_UID) {
-      if (message.type === MessageType.ADAPTER_CLOSE) this.forgetNode(message.uid);
-      else this.peers.set(message.uid, Date.now());
+    const own = message as WireMessage;
+    if (own.type === SwitchboardMessageType.ALL_ROOMS && own.uid !== this.uid) {
+      this.send(
+        {
+          uid: this.uid,
+          nsp: this.nsp.name,
+          type: SwitchboardMessageType.ALL_ROOMS_RESPONSE,
+          data: { requestId: own.data.requestId, rooms: [...this.rooms.keys()] },
+        },
+        nodeKey(this.nsp.name, own.uid),
+      );
+    } else if (own.type === SwitchboardMessageType.ALL_ROOMS_RESPONSE) {
+      const rooms = Array.isArray(own.data.rooms) ? own.data.rooms : [];
+      answerAllRooms(this.internals, own.data.requestId, own.uid, rooms);
     }
     if (
       this.opts.roomRouting &&
@@ -176,6 +189,7 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
         },
       );
     }
+    // For our own kinds this only records the sender as alive: the base ignores kinds it does not know.
     super.onMessage(message, offset);
     return undefined;
   }
@@ -191,40 +205,22 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     return candidates.some((id) => !except.has(id) && this.nsp.sockets.has(id));
   }
 
-  override onResponse(response: ClusterResponse): void {
-    if (
-      response.type !== MessageType.FETCH_SOCKETS_RESPONSE &&
-      response.type !== MessageType.SERVER_SIDE_EMIT_RESPONSE
-    ) {
-      return super.onResponse(response);
-    }
-    const answers =
-      response.type === MessageType.SERVER_SIDE_EMIT_RESPONSE
-        ? [response.data.packet]
-        : Array.isArray(response.data.sockets)
-          ? response.data.sockets
-          : [];
-    this.requestsInFlight.answer(response.data.requestId, response.uid, answers);
-  }
-
   override async fetchSockets(opts: BroadcastOptions): Promise<unknown[]> {
     const local: unknown[] = await super.fetchSockets({
       rooms: opts.rooms,
       except: opts.except,
       flags: { local: true },
     });
-    if (opts.flags?.local || this.peers.size === 0 || this.closed) return local;
+    if (opts.flags?.local || this.internals.nodesMap.size === 0 || this.closed) return local;
     return new Promise((resolve, reject) => {
-      this.request(
-        "fetchSockets",
-        local,
-        opts.flags?.timeout ?? this.opts.requestsTimeoutMs,
-        (err, responses) => (err ? reject(err) : resolve(responses)),
-        (requestId) => ({
-          type: MessageType.FETCH_SOCKETS,
-          data: { opts: encodeOptions(opts), requestId },
-        }),
+      const timeoutMs = opts.flags?.timeout ?? this.opts.requestsTimeoutMs;
+      const requestId = this.startRequest("fetchSockets", local, timeoutMs, (err, responses) =>
+        err ? reject(err) : resolve(responses),
       );
+      this.publish({
+        type: MessageType.FETCH_SOCKETS,
+        data: { opts: encodeOptions(opts), requestId },
+      });
     });
   }
 
@@ -234,11 +230,40 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
       return;
     }
     const ack = packet.pop() as Settle;
-    if (this.peers.size === 0) return ack(null, []);
-    this.request("serverSideEmit", [], this.opts.requestsTimeoutMs, ack, (requestId) => ({
-      type: MessageType.SERVER_SIDE_EMIT,
-      data: { requestId, packet },
-    }));
+    if (this.internals.nodesMap.size === 0 || this.closed) return ack(null, []);
+    // The user's callback runs on its own tick, outside the message path's
+    // try/catch: what it throws surfaces (uncaught) as with the official adapters.
+    const settle: Settle = (err, responses) => process.nextTick(ack, err, responses);
+    const requestId = this.startRequest("serverSideEmit", [], this.opts.requestsTimeoutMs, settle);
+    this.publish({ type: MessageType.SERVER_SIDE_EMIT, data: { requestId, packet } });
+  }
+
+  /**
+   * Every room of every node of this namespace (socket-id rooms included), as
+   * @socket.io/redis-adapter's `allRooms()`. Waits for each node at most
+   * `requestsTimeoutMs`; then rejects with `SWB_ERR_REQUEST_TIMEOUT`, or with
+   * `partialResults` resolves with the rooms that arrived.
+   */
+  async allRooms(): Promise<Set<Room>> {
+    const local = new Set<Room>(this.rooms.keys());
+    if (this.internals.nodesMap.size === 0 || this.closed) return local;
+    return new Promise((resolve, reject) => {
+      const requestId = this.startRequest(
+        "allRooms",
+        [...local],
+        this.opts.requestsTimeoutMs,
+        (err, rooms) => (err ? reject(err) : resolve(new Set(rooms as Room[]))),
+      );
+      this.send(
+        {
+          uid: this.uid,
+          nsp: this.nsp.name,
+          type: SwitchboardMessageType.ALL_ROOMS,
+          data: { requestId },
+        },
+        allKey(this.nsp.name),
+      );
+    });
   }
 
   override publish(message: PublishInput): void {
@@ -251,25 +276,63 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     return this.closing;
   }
 
+  /**
+   * Not awaited: the base class applies a broadcast or join locally only after
+   * this resolves, and local delivery must not wait for the broker (during the
+   * first setup, or for 'drain'). There are no offsets to wait for anyway:
+   * RabbitMQ queues are not replayable (no connection state recovery).
+   */
   protected override async doPublish(message: ClusterMessage): Promise<string> {
-    await Promise.all(
-      this.router.route(message).map((r) => this.transport.publish(r.key, r.message)),
-    );
-    return ""; // no offsets: RabbitMQ queues are not replayable (no connection state recovery)
+    void this.send(message);
+    return "";
   }
 
   protected override doPublishResponse(
     requesterUid: string,
     response: ClusterResponse,
   ): Promise<void> {
-    return this.transport.publish(nodeKey(this.nsp.name, requesterUid), response);
+    return this.send(response, nodeKey(this.nsp.name, requesterUid));
+  }
+
+  /**
+   * Routes and publishes; never rejects. The base class would swallow a
+   * rejection in a debug line, so anything failing here is counted and logged.
+   */
+  private send(message: WireMessage, key?: string): Promise<void> {
+    let routed: Routed[];
+    try {
+      routed = key === undefined ? this.router.route(message) : [{ key, message }];
+    } catch (err) {
+      this.transport.dropped("unroutable", err, { type: message.type, nsp: this.nsp.name });
+      return Promise.resolve();
+    }
+    return Promise.all(routed.map((r) => this.transport.publish(r.key, r.message))).then(
+      () => undefined,
+    );
+  }
+
+  private startRequest(
+    kind: RequestKind,
+    initial: unknown[],
+    timeoutMs: number,
+    settle: Settle,
+  ): string {
+    return startRequest(this.internals, kind, initial, timeoutMs, settle, {
+      nsp: this.nsp.name,
+      partialResults: this.opts.partialResults,
+      logger: this.opts.logger,
+      onPartial: (missing) => {
+        this.transport.count("partialResults");
+        this.transport.count("missingResponses", missing);
+      },
+    });
   }
 
   private async doClose(): Promise<void> {
     super.close(); // publishes ADAPTER_CLOSE (peers drop us at once) and clears the base timers
     this.closed = true;
-    clearInterval(this.livenessTimer);
-    this.requestsInFlight.abortAll(
+    abortAll(
+      this.internals,
       new SwitchboardError(ErrorCode.CLOSED, "adapter closed before all nodes answered"),
     );
     this.removeHandler();
@@ -291,47 +354,11 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     return keys;
   }
 
-  private unbindIfEmpty(rooms: Iterable<string>): void {
+  private unbindIfEmpty(rooms: Iterable<Room>): void {
     if (!this.opts.roomRouting || this.closed) return;
     for (const room of rooms) {
-      if (!this.rooms.has(room) && !this.preconnect.has(room))
+      if (!this.rooms.has(room) && !this.preconnect.has(room as string))
         void this.transport.unbind(roomKey(this.nsp.name, room));
-    }
-  }
-
-  private request(
-    kind: RequestKind,
-    responses: unknown[],
-    timeoutMs: number,
-    settle: Settle,
-    build: (requestId: string) => PublishInput,
-  ): void {
-    const requestId = this.requestsInFlight.start(
-      kind,
-      this.peers.keys(),
-      responses,
-      timeoutMs,
-      settle,
-    );
-    this.publish(build(requestId));
-  }
-
-  /** A node is gone (ADAPTER_CLOSE or silence): stop counting it and stop waiting for it. */
-  private forgetNode(uid: string): void {
-    this.peers.delete(uid);
-    this.requestsInFlight.nodeGone(uid);
-  }
-
-  private checkLiveness(): void {
-    const deadline = Date.now() - this.opts.heartbeatTimeoutMs;
-    for (const [uid, lastSeen] of [...this.peers]) {
-      if (lastSeen < deadline) {
-        this.opts.logger.info(
-          { nsp: this.nsp.name, node: uid },
-          "node missed its heartbeats; removed",
-        );
-        this.forgetNode(uid);
-      }
     }
   }
 }

@@ -1,5 +1,5 @@
 import { decode, encode } from "@msgpack/msgpack";
-import type { ClusterMessage, ClusterResponse } from "socket.io-adapter";
+import { type ClusterMessage, type ClusterResponse, MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 
 /**
@@ -15,8 +15,42 @@ export const WIRE_VERSION = 1;
  */
 export const EMITTER_UID = "emitter";
 
-/** What travels on the exchange: a request/broadcast or a response. */
-export type WireMessage = ClusterMessage | ClusterResponse;
+/**
+ * Message kinds of our own, next to socket.io-adapter's `MessageType` (1-13 today).
+ * The numbers are the wire format: append only, never reorder. They start far
+ * above the base's so that kinds the base adds later cannot collide; a node
+ * that does not know a kind ignores it (the base's `onMessage` default case).
+ */
+export const SwitchboardMessageType = {
+  /** "Which rooms do you have?" to every node (`allRooms()`). */
+  ALL_ROOMS: 101,
+  /** One node's answer, to the asking node only. */
+  ALL_ROOMS_RESPONSE: 102,
+} as const;
+
+export interface AllRoomsRequest {
+  uid: string;
+  nsp: string;
+  type: typeof SwitchboardMessageType.ALL_ROOMS;
+  data: { requestId: string };
+}
+
+export interface AllRoomsResponse {
+  uid: string;
+  nsp: string;
+  type: typeof SwitchboardMessageType.ALL_ROOMS_RESPONSE;
+  data: { requestId: string; rooms: unknown[] };
+}
+
+/** What travels on the exchange: a request/broadcast or a response, the base's or ours. */
+export type WireMessage = ClusterMessage | ClusterResponse | AllRoomsRequest | AllRoomsResponse;
+
+/** Kinds whose envelope has no `data` (everything else must carry an object). */
+const WITHOUT_DATA: ReadonlySet<number> = new Set([
+  MessageType.INITIAL_HEARTBEAT,
+  MessageType.HEARTBEAT,
+  MessageType.ADAPTER_CLOSE,
+]);
 
 /** Encodes a message as `[version byte][MessagePack body]`. Throws on unencodable input. */
 export function encodeMessage(message: WireMessage): Buffer {
@@ -59,12 +93,12 @@ export function decodeMessage(frame: Uint8Array): WireMessage {
 function isEnvelope(value: unknown): value is { uid: string; nsp: string; type: number } {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
-  const hasData = v.type !== 1 && v.type !== 2 && v.type !== 13;
   return (
     typeof v.uid === "string" &&
     typeof v.nsp === "string" &&
+    typeof v.type === "number" &&
     Number.isInteger(v.type) &&
-    (!hasData || (typeof v.data === "object" && v.data !== null))
+    (WITHOUT_DATA.has(v.type) || (typeof v.data === "object" && v.data !== null))
   );
 }
 

@@ -22,10 +22,18 @@ interface Target {
   nsp: string;
 }
 
-type Rooms = string | readonly string[];
+/** A room name; numbers are rooms too, as in Socket.IO (`socket.join(123)`). */
+type EmitterRoom = string | number;
+type Rooms = EmitterRoom | readonly EmitterRoom[];
 
-function toList(rooms: Rooms): string[] {
-  return typeof rooms === "string" ? [rooms] : [...rooms];
+/**
+ * The wire list of rooms. socket.io-adapter types rooms as strings, but a
+ * number travels as a number (MessagePack) and is looked up as one by the
+ * receiving node, as Socket.IO's in-memory rooms are keyed.
+ */
+function toList(rooms: Rooms | ReadonlySet<EmitterRoom>): string[] {
+  if (rooms instanceof Set) return [...rooms] as string[];
+  return (Array.isArray(rooms) ? [...rooms] : [rooms]) as string[];
 }
 
 /**
@@ -35,8 +43,8 @@ function toList(rooms: Rooms): string[] {
 export class AmqpBroadcastOperator {
   constructor(
     private readonly target: Target,
-    private readonly rooms: ReadonlySet<string> = new Set(),
-    private readonly exceptRooms: ReadonlySet<string> = new Set(),
+    private readonly rooms: ReadonlySet<EmitterRoom> = new Set(),
+    private readonly exceptRooms: ReadonlySet<EmitterRoom> = new Set(),
     private readonly flags: BroadcastFlags = {},
   ) {}
 
@@ -105,7 +113,7 @@ export class AmqpBroadcastOperator {
   }
 
   private wireOptions(): { rooms: string[]; except: string[]; flags: BroadcastFlags } {
-    return { rooms: [...this.rooms], except: [...this.exceptRooms], flags: this.flags };
+    return { rooms: toList(this.rooms), except: toList(this.exceptRooms), flags: this.flags };
   }
 
   private send(message: DistributiveOmitEnvelope): void {

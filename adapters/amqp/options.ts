@@ -58,10 +58,21 @@ export interface AmqpTransportOptions {
 
 export interface AmqpAdapterOptions extends AmqpTransportOptions {
   /**
-   * Bind a room's key only while this node has a local member of the room,
-   * so a node receives only the traffic of rooms it serves. `false` receives
-   * every room message (fan-out). Both modes interoperate in one cluster.
-   * @default true
+   * Room-aware routing: bind a room's key only while this node has a local
+   * member, so a node receives only the traffic of rooms it serves.
+   *
+   * Off (the default), every node receives every room message (fan-out), and
+   * a socket receives broadcasts to a room from any node as soon as
+   * `socket.join(room)` has been called, awaited or not, exactly as with
+   * @socket.io/redis-adapter.
+   *
+   * On, a broadcast from another node reaches a newly joined socket only once
+   * the promise returned by `socket.join(room)` has resolved (the binding
+   * exists): code that emits from another node right after an unawaited
+   * `join` can miss that emit. Use it where joins are awaited (the Switchboard
+   * gateway acknowledges a client's `join` only then) and traffic per room
+   * matters more than that window. Both modes interoperate in one cluster.
+   * @default false
    */
   roomRouting?: boolean;
   /**
@@ -156,7 +167,7 @@ export function resolveAdapterOptions(opts: AmqpAdapterOptions = {}): ResolvedAd
   }
   return {
     ...base,
-    roomRouting: bool(opts.roomRouting, "roomRouting", true),
+    roomRouting: bool(opts.roomRouting, "roomRouting", false),
     partialResults: bool(opts.partialResults, "partialResults", false),
     heartbeatIntervalMs,
     heartbeatTimeoutMs,

@@ -116,7 +116,7 @@ export class Outbox {
       this.counters.published++;
     } catch (err) {
       this.counters.dropped++;
-      this.opts.logger.debug({ err, key }, "amqp publish failed, dropped");
+      this.opts.logger.warn({ err, key }, "amqp publish failed, dropped");
     }
   }
 

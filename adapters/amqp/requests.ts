@@ -1,106 +1,159 @@
 import { randomBytes } from "node:crypto";
+import { type ClusterAdapterWithHeartbeat, MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 
+export type RequestKind = "fetchSockets" | "serverSideEmit" | "allRooms";
 export type Settle = (error: SwitchboardError | null, responses: unknown[]) => void;
-export type RequestKind = "fetchSockets" | "serverSideEmit";
 
-interface Pending {
-  kind: RequestKind;
-  missing: Set<string>;
+/**
+ * One in-flight cluster request, in the shape `ClusterAdapterWithHeartbeat`
+ * gives the entries of its request map: its `onResponse` appends answers and
+ * strikes the answering node off `missingUids`, its `removeNode` strikes off a
+ * node that leaves, and either of them calls `resolve` once nobody is missing
+ * (`resolve(responses)` for FETCH_SOCKETS, `resolve(null, responses)` for
+ * SERVER_SIDE_EMIT). `expected` and `settle` are ours: the timeout message
+ * names the first, and the timeout and close settle through the second.
+ */
+interface PendingRequest {
+  type: MessageType.FETCH_SOCKETS | MessageType.SERVER_SIDE_EMIT;
+  resolve: (...args: never[]) => void;
+  timeout: NodeJS.Timeout;
+  missingUids: Set<string>;
   responses: unknown[];
-  timer: NodeJS.Timeout;
+  expected: number;
   settle: Settle;
 }
 
 /**
- * Cluster requests awaiting one answer per node, as in socket.io-adapter
- * (`Map<requestId, pending>` with the set of nodes still to answer), plus
- * what the base lacks: a node that leaves is struck off every pending
- * request at once, and with `partialResults` a timeout resolves with what
- * arrived, logging and counting the missing node ids instead of rejecting.
+ * What socket.io-adapter declares `private` but a subclass has to share: the
+ * member table (`nodesMap`: uid -> last message time) and the request maps.
+ * Typed once here and checked when the adapter is built, so an upgrade that
+ * renames them fails at start-up with this message, not silently.
  */
-export class ClusterRequests {
-  private readonly pending = new Map<string, Pending>();
+export interface BaseInternals {
+  nodesMap: Map<string, number>;
+  requests: Map<string, PendingRequest>;
+  customRequests: Map<string, PendingRequest>;
+}
 
-  constructor(
-    private readonly opts: {
-      nsp: string;
-      partialResults: boolean;
-      logger: Logger;
-      onPartial: (missingNodes: number) => void;
-    },
-  ) {}
-
-  /** Registers a request waiting for `nodes`; returns its id (to put in the message). */
-  start(
-    kind: RequestKind,
-    nodes: Iterable<string>,
-    initial: unknown[],
-    timeoutMs: number,
-    settle: Settle,
-  ): string {
-    const requestId = randomBytes(8).toString("hex");
-    const timer = setTimeout(() => this.expire(requestId), timeoutMs);
-    this.pending.set(requestId, {
-      kind,
-      missing: new Set(nodes),
-      responses: initial,
-      timer,
-      settle,
-    });
-    return requestId;
-  }
-
-  /** Records `node`'s answer (`responses` appended); completes the request when nobody is missing. */
-  answer(requestId: string, node: string, responses: readonly unknown[]): void {
-    const request = this.pending.get(requestId);
-    if (!request) return; // late, or not ours
-    request.responses.push(...responses);
-    request.missing.delete(node);
-    if (request.missing.size === 0) this.finish(requestId, null);
-  }
-
-  /** `node` left the cluster: stop waiting for it anywhere. */
-  nodeGone(node: string): void {
-    for (const [requestId, request] of [...this.pending]) {
-      if (request.missing.delete(node) && request.missing.size === 0) this.finish(requestId, null);
-    }
-  }
-
-  /** Settles everything still pending with `error` (on close). */
-  abortAll(error: SwitchboardError): void {
-    for (const requestId of [...this.pending.keys()]) this.finish(requestId, error);
-  }
-
-  private expire(requestId: string): void {
-    const request = this.pending.get(requestId);
-    if (!request) return;
-    const missingNodes = [...request.missing];
-    const fields = { nsp: this.opts.nsp, kind: request.kind, requestId, missingNodes };
-    if (this.opts.partialResults) {
-      this.opts.onPartial(missingNodes.length);
-      this.opts.logger.warn(fields, "cluster request timed out; resolving with partial results");
-      this.finish(requestId, null);
-      return;
-    }
-    // Message text kept close to socket.io-adapter's, which users match on.
-    const message = `timeout reached: missing ${missingNodes.length} responses`;
-    this.finish(
-      requestId,
-      new SwitchboardError(ErrorCode.REQUEST_TIMEOUT, message, { details: fields }),
+export function baseInternals(adapter: ClusterAdapterWithHeartbeat): BaseInternals {
+  const internals = adapter as unknown as Partial<BaseInternals>;
+  if (
+    !(internals.nodesMap instanceof Map) ||
+    !(internals.requests instanceof Map) ||
+    !(internals.customRequests instanceof Map)
+  ) {
+    throw new Error(
+      "socket.io-adapter's ClusterAdapterWithHeartbeat no longer has nodesMap/requests/customRequests; this version is not supported",
     );
   }
+  // One map under both names. The heartbeat variant keeps in-flight requests
+  // in `customRequests` (where its onResponse and removeNode find them); the
+  // plain ClusterAdapter code that used `requests` is entirely overridden by
+  // it, and `requests` is where users and the official adapters' tests look
+  // (`adapter.requests.size === 0` once everything completed or timed out).
+  internals.requests = internals.customRequests;
+  return internals as BaseInternals;
+}
 
-  private finish(requestId: string, error: SwitchboardError | null): void {
-    const request = this.pending.get(requestId);
+/** The texts of @socket.io/redis-adapter, which user code and tests match on. */
+function timeoutMessage(kind: RequestKind, received: number, expected: number): string {
+  switch (kind) {
+    case "fetchSockets":
+      return "timeout reached while waiting for fetchSockets response";
+    case "allRooms":
+      return "timeout reached while waiting for allRooms response";
+    case "serverSideEmit":
+      return `timeout reached: only ${received} responses received out of ${expected}`;
+  }
+}
+
+export interface RequestOptions {
+  nsp: string;
+  partialResults: boolean;
+  logger: Logger;
+  onPartial: (missingNodes: number) => void;
+}
+
+/**
+ * Starts a request in the base class's map, waiting for every node of
+ * `nodesMap`; returns its id (to put in the message). What the base lacks and
+ * this adds: the timeout we honour (`timeoutMs`), the official adapters'
+ * messages on expiry, `partialResults`, and `allRooms` answers (kept as a
+ * FETCH_SOCKETS-shaped list, so the base's removeNode settles them too).
+ *
+ * `settle` is called once: on the last answer, when the last missing node
+ * leaves, or at the timeout. The user's callback is never run inside a
+ * try/catch: what it throws surfaces as it does with the official adapters.
+ */
+export function startRequest(
+  internals: BaseInternals,
+  kind: RequestKind,
+  initial: unknown[],
+  timeoutMs: number,
+  settle: Settle,
+  opts: RequestOptions,
+): string {
+  const requestId = randomBytes(8).toString("hex");
+  const missingUids = new Set(internals.nodesMap.keys());
+  const expire = () => {
+    const request = internals.requests.get(requestId);
     if (!request) return;
-    this.pending.delete(requestId);
-    clearTimeout(request.timer);
-    try {
-      request.settle(error, request.responses);
-    } catch (err) {
-      this.opts.logger.error({ err, requestId }, "request callback threw");
+    internals.requests.delete(requestId);
+    const missingNodes = [...request.missingUids];
+    const fields = { nsp: opts.nsp, kind, requestId, missingNodes };
+    if (opts.partialResults) {
+      opts.onPartial(missingNodes.length);
+      opts.logger.warn(fields, "cluster request timed out; resolving with partial results");
+      settle(null, request.responses);
+      return;
     }
+    const received = request.expected - missingNodes.length;
+    const message = timeoutMessage(kind, received, request.expected);
+    settle(
+      new SwitchboardError(ErrorCode.REQUEST_TIMEOUT, message, { details: fields }),
+      request.responses,
+    );
+  };
+  const request: PendingRequest = {
+    type: kind === "serverSideEmit" ? MessageType.SERVER_SIDE_EMIT : MessageType.FETCH_SOCKETS,
+    resolve: (kind === "serverSideEmit"
+      ? settle
+      : (responses: unknown[]) => settle(null, responses)) as PendingRequest["resolve"],
+    timeout: setTimeout(expire, timeoutMs),
+    missingUids,
+    responses: initial,
+    expected: missingUids.size,
+    settle,
+  };
+  internals.requests.set(requestId, request);
+  return requestId;
+}
+
+/** Records `node`'s answer to an `allRooms` request (the base knows no such kind). */
+export function answerAllRooms(
+  internals: BaseInternals,
+  requestId: string,
+  node: string,
+  rooms: readonly unknown[],
+): void {
+  const request = internals.requests.get(requestId);
+  if (!request) return; // late (after the timeout), or not ours
+  request.responses.push(...rooms);
+  request.missingUids.delete(node);
+  if (request.missingUids.size > 0) return;
+  clearTimeout(request.timeout);
+  internals.requests.delete(requestId);
+  request.settle(null, request.responses);
+}
+
+/** Settles everything still pending with `error` (on close); the map is empty afterwards. */
+export function abortAll(internals: BaseInternals, error: SwitchboardError): void {
+  const pending = [...internals.requests.values()];
+  internals.requests.clear();
+  for (const request of pending) {
+    clearTimeout(request.timeout);
+    request.settle(error, request.responses);
   }
 }

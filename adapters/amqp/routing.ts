@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { BroadcastFlags, BroadcastOptions } from "socket.io-adapter";
+import type { BroadcastFlags, BroadcastOptions, Room } from "socket.io-adapter";
 import { MessageType } from "socket.io-adapter";
 import type { WireMessage } from "./codec.js";
 
@@ -48,8 +48,13 @@ export function allKey(nsp: string): string {
   return `${KeyKind.ALL}.${encodeWord(nsp)}`;
 }
 
-export function roomKey(nsp: string, room: string): string {
-  return `${KeyKind.ROOM}.${encodeWord(nsp)}.${encodeWord(room)}`;
+/**
+ * A room's key. Socket.IO accepts any `Room` at run time (numbers too, as
+ * `socket.join(123)`), so the name is stringified: 123 and "123" share a key,
+ * which only costs an extra delivery, since receivers filter by real rooms.
+ */
+export function roomKey(nsp: string, room: Room | number): string {
+  return `${KeyKind.ROOM}.${encodeWord(nsp)}.${encodeWord(String(room))}`;
 }
 
 /** Binding pattern a fan-out node uses to receive every room message of `nsp`. */
@@ -63,8 +68,8 @@ export function nodeKey(nsp: string, uid: string): string {
 
 /** The wire form of BroadcastOptions (Sets become arrays), as socket.io-adapter sends it. */
 export interface WireBroadcastOptions {
-  rooms: string[];
-  except: string[];
+  rooms: Room[];
+  except: Room[];
   flags: BroadcastFlags;
 }
 
@@ -97,7 +102,7 @@ export function route(message: WireMessage): Routed[] {
     return [{ key: allKey(nsp), message }];
   }
   if (opts.rooms.length === 1) {
-    return [{ key: roomKey(nsp, opts.rooms[0] as string), message }];
+    return [{ key: roomKey(nsp, opts.rooms[0] as Room), message }];
   }
   const rooms = [...new Set(opts.rooms)];
   return rooms.map((room, i) => {
@@ -156,12 +161,12 @@ export class Router {
     return route(message);
   }
 
-  private joinedRecently(nsp: string, room: string, now: number): boolean {
+  private joinedRecently(nsp: string, room: Room, now: number): boolean {
     const expiry = this.recentJoins.get(`${nsp}\0${room}`);
     return expiry !== undefined && expiry > now;
   }
 
-  private remember(nsp: string, room: string, now: number): void {
+  private remember(nsp: string, room: Room, now: number): void {
     const id = `${nsp}\0${room}`;
     this.recentJoins.delete(id); // re-insert to keep the map in expiry order
     this.recentJoins.set(id, now + JOIN_GRACE_MS);

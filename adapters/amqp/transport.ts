@@ -65,6 +65,12 @@ export class AmqpTransport {
     this.counters[name] += by;
   }
 
+  /** A message that failed before reaching the channel: counted as dropped and logged. */
+  dropped(reason: string, err: unknown, fields: object = {}): void {
+    this.counters.dropped++;
+    this.opts.logger.warn({ ...fields, reason, err }, "amqp publish failed, dropped");
+  }
+
   /** Name of the current queue ("" while disconnected); for tests and operators. */
   get queueName(): string {
     return this.channel ? this.queue : "";
@@ -109,8 +115,8 @@ export class AmqpTransport {
     try {
       frame = encodeMessage(message);
     } catch (err) {
-      this.opts.logger.warn({ err, type: message.type }, "amqp message not encodable, dropped");
-      return this.outbox.drop("unencodable");
+      this.dropped("unencodable", err, { type: message.type });
+      return Promise.resolve();
     }
     return this.publishFrame(key, frame);
   }

@@ -46,7 +46,7 @@ describe("amqp adapter: room routing", () => {
   });
 
   it("a room's key is bound on the first local member and unbound when the last leaves", async () => {
-    const cluster = await startAmqpCluster({ nodes: 2 });
+    const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting: true } });
     const [a, b] = [await cluster.client(1), await cluster.client(1)];
     const sockets = cluster.servers[1]?.of("/").sockets;
     const base = cluster.adapter(1).stats().bindings;
@@ -68,7 +68,7 @@ describe("amqp adapter: room routing", () => {
 
 describe("amqp adapter: bad frames", () => {
   it("garbage and frames of another wire version are counted and dropped; the node keeps working", async () => {
-    const cluster = await startAmqpCluster({ nodes: 2 });
+    const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting: true } });
     const client = await cluster.client(1);
     const connection = await amqp.connect(amqpUrl());
     onTestFinished(() => connection.close());

@@ -23,7 +23,7 @@ describe("amqp adapter options", () => {
   it("default every option", () => {
     expect(resolveAdapterOptions({})).toMatchObject({
       exchange: "socket.io",
-      roomRouting: true,
+      roomRouting: false,
       partialResults: false,
       heartbeatIntervalMs: 5_000,
       heartbeatTimeoutMs: 10_000,
