@@ -264,9 +264,12 @@ describe.each(columns)("parity: $name", (column) => {
       column === REFERENCE ? undefined : err.code;
 
     it("serverSideEmitWithAck rejects with the reference's message, the answers that arrived attached", async () => {
-      const err = (await expectRejection(
+      const pending = expectRejection(
         cluster.servers[0]?.serverSideEmitWithAck("ping") ?? Promise.resolve(),
-      )) as Error & { code?: string; responses?: unknown[] };
+      );
+      // While it waits, the request is in the adapter's `requests` map, where clean-up is checked.
+      await waitFor(() => cluster.adapter(0).requests.size === 1, { message: "request tracked" });
+      const err = (await pending) as Error & { code?: string; responses?: unknown[] };
       expect(err.message).toBe("timeout reached: only 2 responses received out of 3");
       expect([...(err.responses ?? [])].sort()).toEqual(["pong-1", "pong-2"]);
       expect(code(err)).toBe(column === REFERENCE ? undefined : "SWB_ERR_REQUEST_TIMEOUT");
