@@ -7,7 +7,7 @@ import {
   jwtVerify,
 } from "jose";
 import { isValidRoomName } from "../../core/names.js";
-import { ConfigError } from "./config.js";
+import { configError } from "./config.js";
 import type { Logger } from "./logger.js";
 import { ALL_RIGHTS, parsePatterns, type Rights, RoomPatterns } from "./rights.js";
 
@@ -82,7 +82,7 @@ class KeySourceError extends Error {}
 
 /**
  * Builds the authenticator. With AUTH_JWKS_URL it fetches the keys once before it returns: a
- * document that cannot be fetched or holds no usable key is a ConfigError naming the variable.
+ * document that cannot be fetched or holds no usable key is a SWB_ERR_INVALID_CONFIG error naming the variable.
  */
 export async function createAuthenticator(
   options: AuthOptions,
@@ -170,7 +170,7 @@ function defaultRights(options: Pick<AuthOptions, "defaultRooms" | "defaultPubli
     if (list === undefined) return undefined;
     const parsed = parsePatterns(list);
     if (typeof parsed === "string") {
-      throw new ConfigError([`invalid environment variable ${name}: ${parsed}`]);
+      throw configError([`invalid environment variable ${name}: ${parsed}`]);
     }
     return parsed;
   };
@@ -187,7 +187,7 @@ async function loadJwks(url: string, options: AuthOptions, logger: Logger) {
     cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
   });
   const problem = (what: string) =>
-    new ConfigError([`invalid environment variable AUTH_JWKS_URL: ${what}`]);
+    configError([`invalid environment variable AUTH_JWKS_URL: ${what}`]);
   try {
     await jwks.reload();
   } catch (err) {

@@ -1,12 +1,18 @@
 import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
 import { BACKPLANES, type BackplaneKind } from "../../adapters/backplane.js";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import { redactSetting } from "../../core/redact.js";
 
 /**
  * The gateway's whole configuration, read from environment variables only.
  * Nothing else in the code base reads `process.env`: pass a `Config` down.
+ *
+ * One source: each variable is one entry of `schema` below (name, type, bounds, default); the
+ * `Config` type and its field names are derived from it (`REDIS_URL` -> `config.redisUrl`).
+ * Adding a variable is one line here plus one row in docs/OPERATIONS.md's table;
+ * test/unit/config-docs.test.ts fails until both agree.
  */
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -60,7 +66,7 @@ const schema = z
       .string()
       .trim()
       .regex(/^[A-Za-z0-9:_.@/-]{1,100}$/, "must be 1-100 chars of [A-Za-z0-9:_.@/-]")
-      .optional(),
+      .default(() => `${hostname()}:${process.pid}`),
     BACKPLANE: z
       .enum(BACKPLANES, { message: `must be one of ${BACKPLANES.join(", ")}` })
       .default("memory"),
@@ -158,56 +164,46 @@ const schema = z
     }
   });
 
-type Parsed = z.output<typeof schema>;
+/** Every variable the gateway reads, in the order of the schema (and of docs/OPERATIONS.md). */
+export const VARIABLES = Object.keys(schema.shape) as ReadonlyArray<keyof typeof schema.shape>;
 
-export interface Config {
-  port: number;
-  host: string;
-  gatewayId: string;
-  backplane: BackplaneKind;
-  redisUrl: string | undefined;
-  redisCluster: boolean;
-  amqpUrl: string | undefined;
-  amqpExchange: string;
-  amqpRoomRouting: boolean;
-  corsOrigins: string[];
-  logLevel: Parsed["LOG_LEVEL"];
-  maxPayloadBytes: number;
-  maxPublishBytes: number;
-  maxRoomsPerSocket: number;
-  rateLimitPerSec: number;
-  rateLimitBurst: number;
-  maxStrikes: number;
-  shutdownDrainMs: number;
-  shutdownTimeoutMs: number;
-  workers: number;
-  heartbeatIntervalMs: number;
-  heartbeatTimeoutMs: number;
-  requestsTimeoutMs: number;
-  ingest: boolean;
-  ingestAmqpQueue: string;
-  ingestRedisStream: string;
-  ingestRedisGroup: string;
-  ingestPrefetch: number;
-  ingestMaxAttempts: number;
-  ingestClaimIdleMs: number;
-  maxCommandBytes: number;
-  publishApiKeys: string[];
-  authJwtSecret: string | undefined;
-  authJwksUrl: string | undefined;
+/** `REDIS_URL` -> `redisUrl`: the field of `Config` that holds a variable. */
+type FieldOf<Name extends string> = Name extends `${infer Head}_${infer Tail}`
+  ? `${Lowercase<Head>}${Capitalize<FieldOf<Tail>>}`
+  : Lowercase<Name>;
+
+type Env = z.output<typeof schema>;
+
+/** The parsed configuration: one field per variable, named by `fieldOf`. */
+export type Config = { [Name in keyof Env as FieldOf<Name & string>]: Env[Name] };
+
+export function fieldOf(name: string): string {
+  return name.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Thrown by `loadConfig`; `message` is one line per bad variable, each naming it. */
-export class ConfigError extends Error {
-  readonly code = "SWB_ERR_INVALID_CONFIG";
-  constructor(readonly problems: string[]) {
-    super(problems.join("\n"));
-    this.name = "ConfigError";
-  }
+/** A variable's default as docs write it (flags as on/off), or undefined when it has none. */
+export function defaultOf(name: (typeof VARIABLES)[number]): string | undefined {
+  const parsed = schema.shape[name].safeParse(undefined);
+  if (!parsed.success || parsed.data === undefined) return undefined;
+  const value: unknown = parsed.data;
+  if (typeof value === "boolean") return value ? "on" : "off";
+  if (Array.isArray(value)) return value.length === 0 ? undefined : value.join(",");
+  return String(value);
 }
 
 const KNOWN = new Set(Object.keys(schema.shape));
 
+/** SWB_ERR_INVALID_CONFIG for `problems`, one line each, each naming its variable. */
+export function configError(problems: string[]): SwitchboardError {
+  return new SwitchboardError(ErrorCode.INVALID_CONFIG, problems.join("\n"), {
+    details: { problems },
+  });
+}
+
+/**
+ * Reads and checks the environment. Throws SWB_ERR_INVALID_CONFIG with `details.problems`: one
+ * line per bad variable, each naming it (secrets are never echoed).
+ */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset", as docker compose and Kubernetes produce them for blank values.
   const input: Record<string, string> = {};
@@ -223,43 +219,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       const shown = got === undefined ? "" : ` (got ${JSON.stringify(redactSetting(name, got))})`;
       return `invalid environment variable ${name}: ${issue.message}${shown}`;
     });
-    throw new ConfigError(problems);
+    throw configError(problems);
   }
-  const e = result.data;
-  return {
-    port: e.PORT,
-    host: e.HOST,
-    gatewayId: e.GATEWAY_ID ?? `${hostname()}:${process.pid}`,
-    backplane: e.BACKPLANE,
-    redisUrl: e.REDIS_URL,
-    redisCluster: e.REDIS_CLUSTER,
-    amqpUrl: e.AMQP_URL,
-    amqpExchange: e.AMQP_EXCHANGE,
-    amqpRoomRouting: e.AMQP_ROOM_ROUTING,
-    corsOrigins: e.CORS_ORIGINS,
-    logLevel: e.LOG_LEVEL,
-    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
-    maxPublishBytes: e.MAX_PUBLISH_BYTES,
-    maxRoomsPerSocket: e.MAX_ROOMS_PER_SOCKET,
-    rateLimitPerSec: e.RATE_LIMIT_PER_SEC,
-    rateLimitBurst: e.RATE_LIMIT_BURST,
-    maxStrikes: e.MAX_STRIKES,
-    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    workers: e.WORKERS,
-    heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
-    heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
-    requestsTimeoutMs: e.REQUESTS_TIMEOUT_MS,
-    ingest: e.INGEST,
-    ingestAmqpQueue: e.INGEST_AMQP_QUEUE,
-    ingestRedisStream: e.INGEST_REDIS_STREAM,
-    ingestRedisGroup: e.INGEST_REDIS_GROUP,
-    ingestPrefetch: e.INGEST_PREFETCH,
-    ingestMaxAttempts: e.INGEST_MAX_ATTEMPTS,
-    ingestClaimIdleMs: e.INGEST_CLAIM_IDLE_MS,
-    maxCommandBytes: e.MAX_COMMAND_BYTES,
-    publishApiKeys: e.PUBLISH_API_KEYS,
-    authJwtSecret: e.AUTH_JWT_SECRET,
-    authJwksUrl: e.AUTH_JWKS_URL,
-  };
+  const config: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(result.data)) config[fieldOf(name)] = value;
+  return config as Config;
 }

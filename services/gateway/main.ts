@@ -1,7 +1,8 @@
 import { createBackplane } from "../../adapters/backplane.js";
+import { ErrorCode, isSwitchboardError } from "../../core/errors.js";
 import { exitOnSignals } from "../lifecycle.js";
 import { type Authenticator, createAuthenticator } from "./auth.js";
-import { type Config, ConfigError, loadConfig } from "./config.js";
+import { type Config, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createGateway, type Gateway } from "./server.js";
 
@@ -25,8 +26,9 @@ export function loadConfigOrExit(env: Record<string, string | undefined>): Confi
 
 /** A setting that cannot be honoured stops the process as a bad variable does (exit 78). */
 function exitOnConfigError(err: unknown): never {
-  if (err instanceof ConfigError) {
-    for (const problem of err.problems) process.stderr.write(`switchboard: ${problem}\n`);
+  if (isSwitchboardError(err, ErrorCode.INVALID_CONFIG)) {
+    const problems = (err.details?.problems as string[] | undefined) ?? [err.message];
+    for (const problem of problems) process.stderr.write(`switchboard: ${problem}\n`);
     process.exit(78); // EX_CONFIG
   }
   throw err;

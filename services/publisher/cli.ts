@@ -1,5 +1,11 @@
 import { parseArgs } from "node:util";
-import { isSwitchboardError } from "../../core/errors.js";
+import {
+  ErrorCode,
+  errorMessage,
+  isSwitchboardError,
+  SwitchboardError,
+} from "../../core/errors.js";
+import { isPositiveInteger } from "../../core/validate.js";
 import { createPublisher, type PublisherOptions, type PublishInput } from "./publisher.js";
 
 export const PUBLISH_USAGE = `usage: switchboard publish --via amqp|redis|http --event NAME [options]
@@ -28,7 +34,7 @@ const DEFAULT_URLS = {
   http: "http://localhost:3000",
 } as const;
 
-class UsageError extends Error {}
+const usage = (message: string) => new SwitchboardError(ErrorCode.USAGE, message);
 
 /** `switchboard publish …`: prints one line and returns the exit code. */
 export async function runPublishCli(
@@ -43,7 +49,8 @@ export async function runPublishCli(
   try {
     ({ options, command } = parse(argv));
   } catch (err) {
-    if (!(err instanceof UsageError || err instanceof TypeError)) throw err;
+    // parseArgs throws TypeErrors (unknown flag, missing value): bad usage too.
+    if (!(isSwitchboardError(err, ErrorCode.USAGE) || err instanceof TypeError)) throw err;
     io.err(`switchboard publish: ${err.message}\n\n${PUBLISH_USAGE}`);
     return 64; // EX_USAGE
   }
@@ -53,7 +60,7 @@ export async function runPublishCli(
     io.out(`published ${id ?? "(no id)"} via ${via}`);
     return 0;
   } catch (err) {
-    io.err(`switchboard publish: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`switchboard publish: ${errorMessage(err)}`);
     if (isSwitchboardError(err, "SWB_ERR_INVALID_ARGUMENT")) return 65; // EX_DATAERR
     if (isSwitchboardError(err, "SWB_ERR_UNAUTHORIZED")) return 77; // EX_NOPERM
     if (isSwitchboardError(err)) return 69; // EX_UNAVAILABLE
@@ -82,26 +89,25 @@ function parse(argv: string[]): { options: PublisherOptions; command: PublishInp
       timeout: { type: "string" },
     },
   });
-  if (positionals.length > 0)
-    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) throw usage(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const via = values.via;
   if (via !== "amqp" && via !== "redis" && via !== "http") {
-    throw new UsageError("--via must be amqp, redis or http");
+    throw usage("--via must be amqp, redis or http");
   }
-  if (values.event === undefined) throw new UsageError("--event is required");
+  if (values.event === undefined) throw usage("--event is required");
   let data: unknown = null;
   if (values.data !== undefined) {
     try {
       data = JSON.parse(values.data);
     } catch (err) {
-      throw new UsageError(`--data is not JSON: ${(err as Error).message}`);
+      throw usage(`--data is not JSON: ${errorMessage(err)}`);
     }
   }
   let timeoutMs: number | undefined;
   if (values.timeout !== undefined) {
     timeoutMs = Number(values.timeout);
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new UsageError("--timeout must be a positive whole number of milliseconds");
+    if (!isPositiveInteger(timeoutMs)) {
+      throw usage("--timeout must be a positive whole number of milliseconds");
     }
   }
   const url = values.url ?? DEFAULT_URLS[via];
@@ -110,7 +116,7 @@ function parse(argv: string[]): { options: PublisherOptions; command: PublishInp
   if (via === "amqp") options = { via, ...common, queue: values.queue };
   else if (via === "redis") options = { via, ...common, stream: values.stream };
   else {
-    if (!values.key) throw new UsageError("--key is required with --via http");
+    if (!values.key) throw usage("--key is required with --via http");
     options = { via, ...common, apiKey: values.key };
   }
   const command: PublishInput = { event: values.event, data };

@@ -11,6 +11,7 @@ import {
 } from "jose";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { SwitchboardError } from "../../core/errors.js";
 import {
   type AuthOptions,
   type AuthResult,
@@ -18,7 +19,6 @@ import {
   devAuthenticator,
   MAX_TOKEN_CHARS,
 } from "../../services/gateway/auth.js";
-import { ConfigError } from "../../services/gateway/config.js";
 
 const logger = pino({ level: "silent" });
 const SECRET = "a-test-secret-of-at-least-32-characters!";
@@ -280,9 +280,11 @@ describe("JWT authentication with AUTH_JWKS_URL (RS256/ES256)", () => {
     const err = await createAuthenticator({ jwksUrl: jwks.url, clockSkewSec: 5 }, logger).catch(
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).code).toBe("SWB_ERR_INVALID_CONFIG");
-    expect((err as ConfigError).message).toMatch(/^invalid environment variable AUTH_JWKS_URL:/);
+    expect(err).toBeInstanceOf(SwitchboardError);
+    expect((err as SwitchboardError).code).toBe("SWB_ERR_INVALID_CONFIG");
+    expect((err as SwitchboardError).message).toMatch(
+      /^invalid environment variable AUTH_JWKS_URL:/,
+    );
   });
 
   it("a key set without a usable signing key is a config error", async () => {

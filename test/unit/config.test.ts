@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../services/gateway/config.js";
+import { SwitchboardError } from "../../core/errors.js";
+import { loadConfig } from "../../services/gateway/config.js";
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
     loadConfig(env);
   } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).code).toBe("SWB_ERR_INVALID_CONFIG");
-    return (err as ConfigError).problems;
+    expect(err).toBeInstanceOf(SwitchboardError);
+    expect((err as SwitchboardError).code).toBe("SWB_ERR_INVALID_CONFIG");
+    const problems = (err as SwitchboardError).details?.problems as string[];
+    expect((err as SwitchboardError).message).toBe(problems.join("\n"));
+    return problems;
   }
   throw new Error("expected loadConfig to reject the environment");
 }
