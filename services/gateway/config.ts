@@ -1,6 +1,6 @@
 import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
-import { BACKPLANES, type BackplaneKind } from "../../adapters/backplane.js";
+import { BACKPLANES } from "../../adapters/backplane.js";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import { redactSetting } from "../../core/redact.js";
