@@ -1,4 +1,4 @@
-import type { Channel, ChannelModel } from "amqplib";
+import type { Channel } from "amqplib";
 import { amqpDeadQueue, PUBLISH_DEFAULTS } from "./publish-command.js";
 
 /**
@@ -18,6 +18,14 @@ export interface AmqpPublishTopology {
 
 export const DEFAULT_AMQP_QUEUE = PUBLISH_DEFAULTS.amqpQueue;
 export const DEFAULT_MAX_ATTEMPTS = PUBLISH_DEFAULTS.maxAttempts;
+
+/** The channel calls that declare the topology (amqplib's `Channel` fits). */
+export type TopologyChannel = Pick<Channel, "assertQueue" | "checkQueue" | "close" | "on">;
+
+/** Whatever opens channels: an amqplib connection, or a fake in tests. */
+export interface ChannelOpener {
+  createChannel(): Promise<TopologyChannel>;
+}
 
 export interface ResolvedTopology {
   queue: string;
@@ -47,7 +55,7 @@ export function resolveTopology(options: AmqpPublishTopology = {}): ResolvedTopo
  * refusing to consume would be worse. `onMismatch` hears about it.
  */
 export async function declarePublishTopology(
-  connection: ChannelModel,
+  connection: ChannelOpener,
   topology: ResolvedTopology,
   onMismatch?: (queue: string, err: Error) => void,
 ): Promise<void> {
@@ -67,13 +75,13 @@ export async function declarePublishTopology(
 }
 
 async function declare(
-  connection: ChannelModel,
+  connection: ChannelOpener,
   queue: string,
   args: Record<string, unknown>,
   onMismatch?: (queue: string, err: Error) => void,
 ): Promise<void> {
   // A failed declaration closes its channel: use a throwaway one.
-  const channel: Channel = await connection.createChannel();
+  const channel = await connection.createChannel();
   channel.on("error", () => {});
   try {
     await channel.assertQueue(queue, { durable: true, arguments: args });
