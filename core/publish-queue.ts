@@ -19,8 +19,13 @@ export interface AmqpPublishTopology {
 export const DEFAULT_AMQP_QUEUE = PUBLISH_DEFAULTS.amqpQueue;
 export const DEFAULT_MAX_ATTEMPTS = PUBLISH_DEFAULTS.maxAttempts;
 
+/** A channel's `error` and `close` events (amqplib's channels fit). */
+export interface ChannelEvents {
+  on(event: "error" | "close", listener: (err: Error) => void): unknown;
+}
+
 /** The channel calls that declare the topology (amqplib's `Channel` fits). */
-export type TopologyChannel = Pick<Channel, "assertQueue" | "checkQueue" | "close" | "on">;
+export type TopologyChannel = Pick<Channel, "assertQueue" | "checkQueue" | "close"> & ChannelEvents;
 
 /** Whatever opens channels: an amqplib connection, or a fake in tests. */
 export interface ChannelOpener {

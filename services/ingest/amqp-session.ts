@@ -1,6 +1,7 @@
 import type { ConfirmChannel, ConsumeMessage } from "amqplib";
 import type { Logger } from "../../core/logger.js";
 import {
+  type ChannelEvents,
   declarePublishTopology,
   type ResolvedTopology,
   type TopologyChannel,
@@ -9,8 +10,9 @@ import {
 /** What a consumer does on its confirm channel (amqplib's `ConfirmChannel` fits). */
 export type ConsumerChannel = Pick<
   ConfirmChannel,
-  "prefetch" | "consume" | "ack" | "nack" | "sendToQueue" | "on" | "close"
->;
+  "prefetch" | "consume" | "ack" | "nack" | "sendToQueue" | "close"
+> &
+  ChannelEvents;
 
 /** What the ingest needs of a connection (what amqplib's `connect()` resolves to fits). */
 export interface AmqpConnection {
