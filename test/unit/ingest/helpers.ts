@@ -1,5 +1,5 @@
 import { onTestFinished } from "vitest";
-import type { PublishCommand } from "../../../services/gateway/publish-command.js";
+import type { PublishCommand } from "../../../core/publish-command.js";
 import type { Sleep } from "../../../services/ingest/sessions.js";
 import type { Ingest, IngestOutcome } from "../../../services/ingest/types.js";
 
@@ -70,7 +70,15 @@ export function closeAfter<T extends Ingest>(ingest: T): T {
   return ingest;
 }
 
-/** `delays` grow: each one more than the one before it (jitter included), up to `upTo`. */
+/**
+ * The first `upTo` delays grow: none shorter than the one before it (with jitter, a doubling
+ * backoff never goes down), and the last at least twice the first.
+ */
 export function isGrowing(delays: number[], upTo: number): boolean {
-  return delays.slice(0, upTo).every((ms, i) => i === 0 || ms > delays[i - 1]!);
+  const first = delays.slice(0, upTo);
+  return (
+    first.length === upTo &&
+    first.every((ms, i) => i === 0 || ms >= first[i - 1]!) &&
+    first.at(-1)! >= 2 * first[0]!
+  );
 }
