@@ -9,6 +9,7 @@ commands:
   gateway     run one gateway process (config from environment variables, see docs/OPERATIONS.md)
   cluster     run a primary and WORKERS gateway workers on one port (the embedded default)
   publish     send one publish command to clients (switchboard publish --help)
+  loadtest    size a cluster: N clients, R rooms, M msgs/s, a report (switchboard loadtest --help)
   help        show this text
 `;
 
@@ -32,6 +33,15 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       process.exitCode = await runPublishCli(argv.slice(1));
+      return;
+    }
+    case "loadtest": {
+      const { runLoadtestCli, LOADTEST_USAGE } = await import("./loadtest/cli.js");
+      if (argv.includes("--help") || argv.includes("-h")) {
+        process.stdout.write(LOADTEST_USAGE);
+        return;
+      }
+      process.exitCode = await runLoadtestCli(argv.slice(1));
       return;
     }
     case undefined:

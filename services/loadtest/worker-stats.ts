@@ -1,0 +1,94 @@
+import { LatencyHistogram } from "./histogram.js";
+import type { WorkerStats } from "./messages.js";
+
+/** A worker's counters since its last report; `take` returns them and starts over. */
+export class IntervalStats {
+  connectAttempts = 0;
+  connectsOk = 0;
+  disconnects = 0;
+  reconnects = 0;
+  sent = 0;
+  delivered = 0;
+  duplicates = 0;
+  outOfOrder = 0;
+  countedByRoom: number[];
+  selfByRoom: number[];
+  readonly latency = new LatencyHistogram();
+  readonly connectTime = new LatencyHistogram();
+  private errors = new Map<string, number>();
+  private gateways = new Map<string, number>();
+  private lastAt = Date.now();
+  private lastCpu = process.cpuUsage();
+
+  constructor(private readonly rooms: number) {
+    this.countedByRoom = new Array<number>(rooms).fill(0);
+    this.selfByRoom = new Array<number>(rooms).fill(0);
+  }
+
+  /** Counts one error of `kind` (`connect:…`, `join:…`, `publish:…`, `disconnect:…`). */
+  error(kind: string): void {
+    this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
+  }
+
+  landed(gateway: string): void {
+    this.gateways.set(gateway, (this.gateways.get(gateway) ?? 0) + 1);
+  }
+
+  take(worker: number, connected: number): WorkerStats {
+    const at = Date.now();
+    const cpu = process.cpuUsage(this.lastCpu);
+    this.lastCpu = process.cpuUsage();
+    const stats: WorkerStats = {
+      worker,
+      at,
+      connected,
+      connectAttempts: this.connectAttempts,
+      connectsOk: this.connectsOk,
+      disconnects: this.disconnects,
+      reconnects: this.reconnects,
+      sent: this.sent,
+      countedByRoom: this.countedByRoom,
+      selfByRoom: this.selfByRoom,
+      delivered: this.delivered,
+      duplicates: this.duplicates,
+      outOfOrder: this.outOfOrder,
+      errors: Object.fromEntries(this.errors),
+      gateways: Object.fromEntries(this.gateways),
+      latency: this.latency.encode(),
+      connectTime: this.connectTime.encode(),
+      cpuMicros: cpu.user + cpu.system,
+      intervalMs: at - this.lastAt,
+    };
+    this.lastAt = at;
+    this.connectAttempts = 0;
+    this.connectsOk = 0;
+    this.disconnects = 0;
+    this.reconnects = 0;
+    this.sent = 0;
+    this.delivered = 0;
+    this.duplicates = 0;
+    this.outOfOrder = 0;
+    this.countedByRoom = new Array<number>(this.rooms).fill(0);
+    this.selfByRoom = new Array<number>(this.rooms).fill(0);
+    this.latency.reset();
+    this.connectTime.reset();
+    this.errors = new Map();
+    this.gateways = new Map();
+    return stats;
+  }
+}
+
+/** A short, stable error kind from an error or reason: `connect:websocket error`. */
+export function errorKind(prefix: string, reason: unknown): string {
+  let text: string;
+  if (reason instanceof Error) {
+    const code = (reason as NodeJS.ErrnoException).code;
+    const description = (reason as { description?: unknown }).description;
+    const cause =
+      description instanceof Error ? ((description as NodeJS.ErrnoException).code ?? "") : "";
+    text = code ?? (cause ? `${reason.message} (${cause})` : reason.message);
+  } else {
+    text = String(reason);
+  }
+  return `${prefix}:${text.replace(/\s+/g, " ").slice(0, 80)}`;
+}
