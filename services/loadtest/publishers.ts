@@ -1,4 +1,4 @@
-import { isSwitchboardError } from "../../adapters/errors.js";
+import { isSwitchboardError } from "../../core/errors.js";
 import { createPublisher, type Publisher } from "../publisher/index.js";
 import { ACK_TIMEOUT_MS, type LoadClient } from "./client.js";
 import type { LoadtestOptions } from "./options.js";

@@ -8,7 +8,7 @@ const name = () => `lt-${randomBytes(3).toString("hex")}`;
 
 describe("switchboard loadtest against the embedded cluster", () => {
   it(
-    "delivers every message across two node:cluster workers behind one port",
+    "delivers every message across two node:cluster workers behind one port (installed entry point)",
     async () => {
       const deployment = await startDeployment({
         topology: "cluster",
@@ -18,18 +18,23 @@ describe("switchboard loadtest against the embedded cluster", () => {
       });
       onTestFinished(() => deployment.close());
       const url = deployment.nodes[0]!.url;
-      const { code, report, run } = await runLoadtest([
-        "--url",
-        url,
-        "--clients",
-        "16",
-        "--rooms",
-        "4",
-        "--rate",
-        "20",
-        "--duration",
-        "2s",
-      ]);
+      const { code, report, run } = await runLoadtest(
+        [
+          "--url",
+          url,
+          "--clients",
+          "16",
+          "--rooms",
+          "4",
+          "--rate",
+          "20",
+          "--duration",
+          "2s",
+          "--workers",
+          "2",
+        ],
+        { built: true },
+      );
       expect(code, run.stderr()).toBe(0);
       expect(report.sent).toBeGreaterThan(0);
       expect(report.delivered).toBe(report.expected);

@@ -1,16 +1,27 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { onTestFinished } from "vitest";
 import type { LoadtestReport } from "../../services/loadtest/report.js";
+import { sourceCliArgv } from "../support/gateway-process.js";
 import { waitFor } from "../support/wait.js";
 
 /** One CLI run takes a few seconds; a loaded machine may need many more. */
 export const RUN_TIMEOUT_MS = 120_000;
 
-const CLI = fileURLToPath(new URL("../../bin/switchboard.js", import.meta.url));
+const BUILT_CLI = fileURLToPath(new URL("../../bin/switchboard.js", import.meta.url));
+const BUILT_ENTRY = fileURLToPath(new URL("../../dist/services/entry.js", import.meta.url));
+
+export interface LoadtestRunOptions {
+  /**
+   * Run the installed entry point (bin/switchboard.js, compiled dist/, workers forked from
+   * JavaScript) instead of the TypeScript sources. `npm test` builds dist/ first.
+   */
+  built?: boolean;
+}
 
 /** A load-test run as a user starts it: the real CLI in its own process. */
 export interface LoadtestRun {
@@ -26,20 +37,26 @@ export interface LoadtestRun {
 }
 
 /** Starts `switchboard loadtest ARGS --json <tmp>/report.json --html <tmp>/report.html`. */
-export async function startLoadtest(args: string[]): Promise<LoadtestRun> {
+export async function startLoadtest(
+  args: string[],
+  options: LoadtestRunOptions = {},
+): Promise<LoadtestRun> {
+  if (options.built && !existsSync(BUILT_ENTRY)) {
+    throw new Error("dist/ is not built: run `npm run build` first");
+  }
   const dir = await mkdtemp(join(tmpdir(), "switchboard-loadtest-"));
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const argv = [
+    "loadtest",
+    ...args,
+    "--json",
+    join(dir, "report.json"),
+    "--html",
+    join(dir, "report.html"),
+  ];
   const child = spawn(
     process.execPath,
-    [
-      CLI,
-      "loadtest",
-      ...args,
-      "--json",
-      join(dir, "report.json"),
-      "--html",
-      join(dir, "report.html"),
-    ],
+    options.built ? [BUILT_CLI, ...argv] : sourceCliArgv(argv),
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
@@ -83,8 +100,9 @@ export async function startLoadtest(args: string[]): Promise<LoadtestRun> {
 /** Runs the CLI to its end; returns the exit code and the JSON report. */
 export async function runLoadtest(
   args: string[],
+  options: LoadtestRunOptions = {},
 ): Promise<{ code: number | null; report: LoadtestReport; run: LoadtestRun }> {
-  const run = await startLoadtest(args);
+  const run = await startLoadtest(args, options);
   const code = await run.exited;
   if (code !== 0 && code !== 1) {
     throw new Error(`loadtest exited with ${code}:\n${run.stderr()}\n${run.stdout()}`);
