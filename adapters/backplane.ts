@@ -31,6 +31,8 @@ export interface Backplane {
   isConnected(): boolean;
   /** Counters of the backplane's own traffic, exported as `switchboard_backplane_*` metrics. */
   stats?(): BackplaneStats | undefined;
+  /** Keys of `stats()` that are current values (gauges), not totals since start. */
+  readonly statsGauges?: readonly string[];
   /** Idempotent; call after the Socket.IO server has closed its adapters. */
   close(): Promise<void>;
 }
@@ -128,6 +130,8 @@ export async function createBackplane(
         serverOptions: {},
         isConnected: amqp.isConnected,
         stats: amqp.stats,
+        // Room keys bound right now (room routing), unlike the other counters.
+        statsGauges: ["bindings"],
         close: amqp.close,
       };
     }

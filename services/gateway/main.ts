@@ -66,8 +66,8 @@ export async function runGateway(
   const authenticator = await authenticatorOrExit(config, logger);
   const backplane = await createBackplane(config, logger);
   const gateway = createGateway({ config, backplane, logger, authenticator });
-  const { startServices } = await import("./services.js");
-  await startServices(gateway, config, logger);
+  const { startPublishing } = await import("./publishing.js");
+  await startPublishing(gateway, config, logger);
 
   const requestShutdown = exitOnSignals(
     logger,

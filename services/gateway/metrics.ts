@@ -1,10 +1,13 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { Backplane } from "../../adapters/backplane.js";
 
 /** Gateway metrics on a registry of its own, so several gateways can live in one test process. */
 export function createGatewayMetrics(
   labels: { gateway: string; backplane: string },
-  backplaneStats?: () => object | undefined,
+  backplane?: Pick<Backplane, "stats" | "statsGauges">,
 ) {
+  const backplaneStats = backplane?.stats;
+  const gauges = new Set(backplane?.statsGauges ?? []);
   const registry = new Registry();
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry, prefix: "switchboard_process_" });
@@ -36,7 +39,20 @@ export function createGatewayMetrics(
     help: "1 when the gateway is ready (backplane connected, not draining)",
     registers: [registry],
   });
-  // The backplane's own counters (published, dropped, received…), read at scrape time.
+  const ingestedCommands = new Counter({
+    name: "switchboard_ingest_commands_total",
+    help: "Queued publish commands handled, by path (amqp, redis) and outcome (delivered, dead, retried)",
+    labelNames: ["path", "outcome"],
+    registers: [registry],
+  });
+  const httpPublishes = new Counter({
+    name: "switchboard_http_publish_requests_total",
+    help: "POST /v1/publish requests, by HTTP status",
+    labelNames: ["status"],
+    registers: [registry],
+  });
+  // The backplane's own counters (published, dropped, received…) and the gauges it names
+  // (current values, like AMQP `bindings`), read at scrape time.
   const read = (key: string): number | undefined => {
     const value = (backplaneStats?.() as Record<string, unknown> | undefined)?.[key];
     return typeof value === "number" ? value : undefined;
@@ -44,7 +60,7 @@ export function createGatewayMetrics(
   for (const key of Object.keys(backplaneStats?.() ?? {})) {
     if (read(key) === undefined) continue;
     const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-    const gaugeOnly = key === "bindings";
+    const gaugeOnly = gauges.has(key);
     new Gauge({
       name: `switchboard_backplane_${snake}${gaugeOnly ? "" : "_total"}`,
       help: `Backplane ${key} ${gaugeOnly ? "(current)" : "since start"}`,
@@ -55,7 +71,16 @@ export function createGatewayMetrics(
       },
     });
   }
-  return { registry, connections, clientEvents, disconnects, handshakeRefusals, ready };
+  return {
+    registry,
+    connections,
+    clientEvents,
+    disconnects,
+    handshakeRefusals,
+    ready,
+    ingestedCommands,
+    httpPublishes,
+  };
 }
 
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

@@ -48,7 +48,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const shutdownTasks: Array<() => Promise<void>> = [];
   const metrics = createGatewayMetrics(
     { gateway: config.gatewayId, backplane: backplane.kind },
-    backplane.stats,
+    backplane,
   );
   let draining = false;
   let shutdownPromise: Promise<void> | undefined;

@@ -75,7 +75,8 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
-interface Transport {
+/** How one path (`via`) hands a checked command over: a queue, a stream or an HTTP call. */
+interface Sender {
   send(command: PublishCommand, body: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -91,12 +92,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
   if (options.via === "http" && !options.apiKey) throw invalid('option "apiKey" is required');
   const maxBytes = options.maxCommandBytes ?? PUBLISH_DEFAULTS.maxCommandBytes;
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const transport =
+  const sender =
     options.via === "amqp"
-      ? amqpTransport(options)
+      ? amqpSender(options)
       : options.via === "redis"
-        ? redisTransport(options)
-        : httpTransport(options, timeoutMs);
+        ? redisSender(options)
+        : httpSender(options, timeoutMs);
   let closed = false;
 
   return {
@@ -112,7 +113,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         });
       }
       await withTimeout(
-        transport.send(check.command, JSON.stringify(check.command)),
+        sender.send(check.command, JSON.stringify(check.command)),
         timeoutMs,
         () =>
           new SwitchboardError(
@@ -125,12 +126,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
     async close() {
       if (closed) return;
       closed = true;
-      await transport.close();
+      await sender.close();
     },
   };
 }
 
-function amqpTransport(options: AmqpPublisherOptions): Transport {
+function amqpSender(options: AmqpPublisherOptions): Sender {
   const topology = resolveTopology(options);
   let ready: Promise<{ connection: ChannelModel; channel: ConfirmChannel }> | undefined;
   const open = () => {
@@ -189,7 +190,7 @@ function amqpTransport(options: AmqpPublisherOptions): Transport {
   };
 }
 
-function redisTransport(options: RedisPublisherOptions): Transport {
+function redisSender(options: RedisPublisherOptions): Sender {
   const stream = options.stream ?? PUBLISH_DEFAULTS.redisStream;
   const redis = new Redis(options.url, {
     lazyConnect: true,
@@ -218,7 +219,7 @@ function redisTransport(options: RedisPublisherOptions): Transport {
   };
 }
 
-function httpTransport(options: HttpPublisherOptions, timeoutMs: number): Transport {
+function httpSender(options: HttpPublisherOptions, timeoutMs: number): Sender {
   const url = new URL(options.url);
   if (!url.pathname.endsWith("/v1/publish")) {
     url.pathname = `${url.pathname.replace(/\/$/, "")}/v1/publish`;

@@ -1,6 +1,6 @@
 /**
  * A harness gateway process: a real gateway, started exactly as `switchboard gateway` starts one
- * (`runGateway`: loadConfig, createBackplane, createGateway, startServices, listen, signals), plus a
+ * (`runGateway`: loadConfig, createBackplane, createGateway, startPublishing, listen, signals), plus a
  * control channel on the IPC pipe (see ./protocol.ts) through which a test runs server-side
  * operations (`io.to(room).emit`, `fetchSockets`, `serverSideEmit`…) inside this process.
  *

@@ -1,4 +1,3 @@
-import { Counter } from "prom-client";
 import { type Ingest, startAmqpIngest, startRedisIngest } from "../ingest/index.js";
 import type { Config } from "./config.js";
 import { deliver } from "./deliver.js";
@@ -7,27 +6,16 @@ import { createPublishRoute } from "./publish-http.js";
 import type { Gateway } from "./server.js";
 
 /**
- * Starts what runs beside the Socket.IO server in every gateway (publish ingest, HTTP publish
- * API…). Each service registers its own shutdown with `gateway.onShutdown`.
+ * The external publishing paths of a gateway, beside its Socket.IO server: the HTTP publish API
+ * (`POST /v1/publish`) and the consumers of the RabbitMQ publish queue and the Redis publish
+ * stream. All end in `deliver`. The consumers stop with `gateway.onShutdown`.
  */
-export async function startServices(
+export async function startPublishing(
   gateway: Gateway,
   config: Config,
   logger: Logger,
 ): Promise<void> {
-  const registers = [gateway.metrics.registry];
-  const ingested = new Counter({
-    name: "switchboard_ingest_commands_total",
-    help: "Queued publish commands handled, by path (amqp, redis) and outcome (delivered, dead, retried)",
-    labelNames: ["path", "outcome"],
-    registers,
-  });
-  const httpPublishes = new Counter({
-    name: "switchboard_http_publish_requests_total",
-    help: "POST /v1/publish requests, by HTTP status",
-    labelNames: ["status"],
-    registers,
-  });
+  const { ingestedCommands: ingested, httpPublishes } = gateway.metrics;
   const isReady = () => gateway.readiness().ready;
   const handle = (command: Parameters<typeof deliver>[1]) => deliver(gateway.io, command);
 
