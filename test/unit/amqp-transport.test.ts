@@ -1,0 +1,297 @@
+/**
+ * The AMQP transport's reconnect path against a fake connection and channel,
+ * in the manner of amqp-connection-manager's tests: the fakes record every
+ * topology call and publish, and the test decides when a channel or a
+ * connection dies, when a publish asks to pause, and when a new connection
+ * can be had. The same paths run against a real broker in
+ * test/integration/amqp-outage.test.ts.
+ */
+import { EventEmitter } from "node:events";
+import type { ChannelModel, ConsumeMessage } from "amqplib";
+import { MessageType } from "socket.io-adapter";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { decodeMessage, encodeMessage, type WireMessage } from "../../adapters/amqp/codec.js";
+import { resolveTransportOptions } from "../../adapters/amqp/options.js";
+import { AmqpTransport } from "../../adapters/amqp/transport.js";
+import { recordingLogger } from "../support/amqp-helpers.js";
+import { waitFor } from "../support/wait.js";
+
+type Consumer = (msg: ConsumeMessage | null) => void;
+
+class FakeChannel extends EventEmitter {
+  readonly calls: string[] = [];
+  readonly published: { key: string; message: WireMessage }[] = [];
+  /** publish() returns false (asks the caller to wait for 'drain') while true. */
+  full = false;
+  closed = false;
+  consumer: Consumer | undefined;
+  queue = "";
+
+  async assertExchange(name: string, type: string): Promise<void> {
+    this.calls.push(`assertExchange ${name} ${type}`);
+  }
+  async assertQueue(name: string): Promise<void> {
+    this.queue = name;
+    this.calls.push("assertQueue");
+  }
+  async bindQueue(_queue: string, _exchange: string, key: string): Promise<void> {
+    this.calls.push(`bind ${key}`);
+  }
+  async unbindQueue(_queue: string, _exchange: string, key: string): Promise<void> {
+    this.calls.push(`unbind ${key}`);
+  }
+  async consume(_queue: string, consumer: Consumer): Promise<void> {
+    this.consumer = consumer;
+    this.calls.push("consume");
+  }
+  publish(_exchange: string, key: string, content: Buffer): boolean {
+    if (this.closed) throw new Error("Channel closed");
+    this.published.push({ key, message: decodeMessage(content) });
+    return !this.full;
+  }
+  async close(): Promise<void> {
+    this.die();
+  }
+  /** The broker (or the network) ends this channel. */
+  die(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit("close");
+  }
+  deliver(message: WireMessage): void {
+    this.consumer?.({
+      content: encodeMessage(message),
+      fields: { routingKey: "k" },
+    } as unknown as ConsumeMessage);
+  }
+}
+
+class FakeConnection extends EventEmitter {
+  readonly channels: FakeChannel[] = [];
+  closed = false;
+  async createChannel(): Promise<FakeChannel> {
+    if (this.closed) throw new Error("Connection closed");
+    const channel = new FakeChannel();
+    this.channels.push(channel);
+    return channel;
+  }
+  async close(): Promise<void> {
+    this.die();
+  }
+  die(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const channel of this.channels) channel.die();
+    this.emit("close");
+  }
+  get channel(): FakeChannel {
+    return this.channels.at(-1) as FakeChannel;
+  }
+}
+
+const heartbeat = (uid = "peer"): WireMessage => ({
+  uid,
+  nsp: "/",
+  type: MessageType.HEARTBEAT,
+});
+
+function start(
+  options: Parameters<typeof resolveTransportOptions>[0] = {},
+  consume = true,
+): { transport: AmqpTransport; connection: FakeConnection; errors: string[] } {
+  const connection = new FakeConnection();
+  const errors: string[] = [];
+  const transport = new AmqpTransport(
+    connection as unknown as ChannelModel,
+    resolveTransportOptions({
+      exchange: "ex",
+      logger: recordingLogger(),
+      reconnectMinDelayMs: 10,
+      reconnectMaxDelayMs: 40,
+      onError: (e) => errors.push(e.code),
+      ...options,
+    }),
+    consume,
+  );
+  return { transport, connection, errors };
+}
+
+describe("amqp transport against a fake channel", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("publishes nothing before setup completed, then exchange, queue, bindings and consumer in that order", async () => {
+    const { transport, connection } = start();
+    void transport.bind("a./");
+    const early = transport.publish("a./", heartbeat());
+    expect(connection.channels).toHaveLength(0);
+    await early;
+    const channel = connection.channel;
+    expect(channel.calls).toEqual([
+      "assertExchange ex topic",
+      "assertQueue",
+      "bind a./",
+      "consume",
+    ]);
+    expect(channel.published.map((p) => p.key)).toEqual(["a./"]);
+    expect(transport.stats()).toMatchObject({ published: 1, dropped: 0, bindings: 1 });
+    await transport.close();
+  });
+
+  it("a lost channel: publishes are counted and dropped while down, then a new channel redeclares the queue and every binding and publishing resumes", async () => {
+    const { transport, connection } = start();
+    await transport.bind("a./");
+    await transport.bind("r./.room");
+    const reconnected = vi.fn();
+    transport.onReconnect(reconnected);
+    await waitFor(() => transport.connected, { message: "first setup" });
+    const first = connection.channel;
+    const firstQueue = first.queue;
+
+    first.die();
+    expect(transport.connected).toBe(false);
+    await transport.publish("a./", heartbeat());
+    await transport.publish("a./", heartbeat());
+    expect(transport.stats()).toMatchObject({ dropped: 2, bindings: 0 });
+
+    await waitFor(() => transport.connected, { message: "recovered" });
+    const second = connection.channel;
+    expect(second).not.toBe(first);
+    expect(second.calls).toEqual([
+      "assertExchange ex topic",
+      "assertQueue",
+      "bind a./",
+      "bind r./.room",
+      "consume",
+    ]);
+    expect(second.queue).not.toBe(firstQueue); // a new exclusive queue name per setup
+    expect(reconnected).toHaveBeenCalledTimes(1);
+    expect(transport.stats()).toMatchObject({ reconnects: 1, bindings: 2 });
+
+    await transport.publish("a./", heartbeat("after"));
+    expect(second.published.map((p) => p.message.uid)).toEqual(["after"]);
+    expect(first.published).toEqual([]);
+    await transport.close();
+  });
+
+  it("a lost connection: the factory is retried with growing, bounded delays, then the topology is redeclared on the new connection", async () => {
+    vi.useFakeTimers();
+    const replacement = new FakeConnection();
+    const attempts: number[] = [];
+    let failures = 4;
+    const factory = vi.fn(async () => {
+      attempts.push(Date.now());
+      if (failures-- > 0) throw new Error("ECONNREFUSED");
+      return replacement as unknown as ChannelModel;
+    });
+    const { transport, connection, errors } = start({
+      connectionFactory: factory,
+      reconnectMinDelayMs: 100,
+      reconnectMaxDelayMs: 400,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    await transport.bind("r./.room");
+    expect(transport.connected).toBe(true);
+
+    const lostAt = Date.now();
+    connection.die();
+    expect(errors).toEqual(["SWB_ERR_BROKER_CONNECTION"]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(factory).toHaveBeenCalledTimes(5);
+    // Equal jitter: attempt n waits between half and all of min(400, 100 * 2^n).
+    const gaps = attempts.map((at, i) => at - (i === 0 ? lostAt : (attempts[i - 1] as number)));
+    const bases = [100, 200, 400, 400, 400];
+    gaps.forEach((gap, i) => {
+      expect(gap).toBeGreaterThanOrEqual((bases[i] as number) / 2);
+      expect(gap).toBeLessThanOrEqual(bases[i] as number);
+    });
+    expect(transport.connected).toBe(true);
+    expect(replacement.channel.calls).toContain("bind r./.room");
+    expect(transport.stats().reconnects).toBe(1);
+    await transport.close();
+    expect(replacement.closed).toBe(true); // a connection it opened itself is its to close
+    expect(connection.listenerCount("close")).toBe(0);
+  });
+
+  it("without a connectionFactory a lost connection is reported as SWB_ERR_BROKER_CONNECTION and the transport stays local-only", async () => {
+    const { transport, connection, errors } = start();
+    await waitFor(() => transport.connected, { message: "first setup" });
+    connection.die();
+    await waitFor(() => errors.length >= 2, { message: "loss and local-only reported" });
+    expect(new Set(errors)).toEqual(new Set(["SWB_ERR_BROKER_CONNECTION"]));
+    await transport.publish("a./", heartbeat());
+    expect(transport.stats().dropped).toBe(1);
+    await transport.close();
+    expect(connection.channels).toHaveLength(1); // never reopened the dead connection
+  });
+
+  it("honours 'drain' on the channel it currently publishes on, not on a lost one", async () => {
+    const { transport, connection } = start();
+    await waitFor(() => transport.connected, { message: "first setup" });
+    const first = connection.channel;
+    first.full = true;
+    await transport.publish("k", heartbeat("1"));
+    const waiting = transport.publish("k", heartbeat("2"));
+    expect(first.published.map((p) => p.message.uid)).toEqual(["1"]);
+    first.full = false;
+    first.emit("drain");
+    await waiting;
+    expect(first.published.map((p) => p.message.uid)).toEqual(["1", "2"]);
+
+    first.full = true;
+    await transport.publish("k", heartbeat("3"));
+    const stranded = transport.publish("k", heartbeat("4"));
+    first.die(); // the waiting publish is dropped, not carried over
+    await stranded;
+    expect(transport.stats().dropped).toBe(1);
+    await waitFor(() => transport.connected, { message: "recovered" });
+    first.emit("drain"); // late 'drain' of the dead channel: ignored
+    await transport.publish("k", heartbeat("5"));
+    expect(connection.channel.published.map((p) => p.message.uid)).toEqual(["5"]);
+    await transport.close();
+  });
+
+  it("bindings end as last asked, one operation at a time, and only wanted keys are redeclared", async () => {
+    const { transport, connection } = start();
+    await waitFor(() => transport.connected, { message: "first setup" });
+    const topology = () => connection.channel.calls.slice(3); // after exchange, queue, consume
+    // Undone before its turn came: x never reaches the broker.
+    await Promise.all([
+      transport.bind("r./.x"),
+      transport.unbind("r./.x"),
+      transport.bind("r./.y"),
+    ]);
+    expect(topology()).toEqual(["bind r./.y"]);
+    // Unbound and bound again at once: it stays bound, with no unbind in between.
+    await Promise.all([transport.unbind("r./.y"), transport.bind("r./.y")]);
+    await transport.bind("r./.z");
+    await transport.unbind("r./.z");
+    expect(topology()).toEqual(["bind r./.y", "bind r./.z", "unbind r./.z"]);
+    expect(transport.stats().bindings).toBe(1);
+    connection.channel.die();
+    await waitFor(() => transport.connected, { message: "recovered" });
+    expect(connection.channel.calls.filter((c) => c.startsWith("bind"))).toEqual(["bind r./.y"]);
+    await transport.close();
+  });
+
+  it("delivers decoded messages to the handlers of their namespace, and counts garbage instead of throwing", async () => {
+    const { transport, connection } = start();
+    await waitFor(() => transport.connected, { message: "first setup" });
+    const got: WireMessage[] = [];
+    const remove = transport.addHandler("/", (m) => got.push(m));
+    transport.addHandler("/other", () => {
+      throw new Error("handler for another namespace must not run");
+    });
+    connection.channel.deliver(heartbeat("p1"));
+    connection.channel.consumer?.({
+      content: Buffer.from("garbage"),
+      fields: { routingKey: "k" },
+    } as unknown as ConsumeMessage);
+    remove();
+    connection.channel.deliver(heartbeat("p2"));
+    expect(got.map((m) => m.uid)).toEqual(["p1"]);
+    expect(transport.stats()).toMatchObject({ received: 3, decodeErrors: 1, handlerErrors: 0 });
+    await transport.close();
+  });
+});
