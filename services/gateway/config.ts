@@ -4,6 +4,7 @@ import { BACKPLANES } from "../../adapters/backplane.js";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import { redactSetting } from "../../core/redact.js";
+import { isValidPattern, MAX_PATTERNS, PATTERN_RULE } from "./rights.js";
 
 /**
  * The gateway's whole configuration, read from environment variables only.
@@ -57,6 +58,19 @@ const flag = (fallback: "on" | "off") =>
     .enum(["on", "off", "true", "false", "1", "0"], { message: "must be on or off" })
     .transform((value) => value === "on" || value === "true" || value === "1")
     .default(fallback === "on");
+
+/** Comma-separated room patterns (services/gateway/rights.ts); unset is not the same as empty. */
+const patterns = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  )
+  .refine((items) => items.every(isValidPattern), PATTERN_RULE)
+  .refine((items) => items.length <= MAX_PATTERNS, `must hold at most ${MAX_PATTERNS} patterns`)
+  .optional();
 
 const schema = z
   .object({
@@ -132,6 +146,21 @@ const schema = z
     PUBLISH_API_KEYS: list,
     AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256 key)").optional(),
     AUTH_JWKS_URL: url(["https:", "http:"]),
+    /** Required `iss` of client tokens. */
+    AUTH_JWT_ISSUER: z.string().trim().min(1, "must not be empty").optional(),
+    /** Required `aud` of client tokens (one of the token's audiences). */
+    AUTH_JWT_AUDIENCE: z.string().trim().min(1, "must not be empty").optional(),
+    /** Tolerance for `exp`/`nbf` of client tokens, in seconds. */
+    AUTH_CLOCK_SKEW_SEC: int(0, 600, 30),
+    AUTH_JWKS_TIMEOUT_MS: int(100, 60_000, 5000),
+    /** After a key-set fetch, how long a token with an unknown key id does not trigger another. */
+    AUTH_JWKS_COOLDOWN_MS: int(0, 3_600_000, 30_000),
+    /** How long fetched keys are used before the key set is fetched again. */
+    AUTH_JWKS_CACHE_MAX_AGE_MS: int(1000, 86_400_000, 600_000),
+    /** Room patterns a client may join when its token has no `rooms` claim (dev mode: every client). */
+    AUTH_DEFAULT_ROOMS: patterns,
+    /** Room patterns a client may publish to when its token has no `publish` claim. */
+    AUTH_DEFAULT_PUBLISH: patterns,
   })
   .superRefine((env, ctx) => {
     if (env.BACKPLANE.startsWith("redis") && !env.REDIS_URL) {
@@ -154,6 +183,17 @@ const schema = z
         path: ["HEARTBEAT_TIMEOUT_MS"],
         message: "must be greater than HEARTBEAT_INTERVAL_MS",
       });
+    }
+    if (env.AUTH_JWT_SECRET === undefined && env.AUTH_JWKS_URL === undefined) {
+      for (const name of ["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"] as const) {
+        if (env[name] === undefined) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message:
+            "has no effect without AUTH_JWT_SECRET or AUTH_JWKS_URL (dev mode checks no token)",
+        });
+      }
     }
     if (env.RATE_LIMIT_BURST < env.RATE_LIMIT_PER_SEC) {
       ctx.addIssue({

@@ -38,7 +38,18 @@ function exitOnConfigError(err: unknown): never {
 async function authenticatorOrExit(config: Config, logger: Logger): Promise<Authenticator> {
   try {
     return await createAuthenticator(
-      { jwtSecret: config.authJwtSecret, jwksUrl: config.authJwksUrl, clockSkewSec: 30 },
+      {
+        jwtSecret: config.authJwtSecret,
+        jwksUrl: config.authJwksUrl,
+        issuer: config.authJwtIssuer,
+        audience: config.authJwtAudience,
+        clockSkewSec: config.authClockSkewSec,
+        jwksTimeoutMs: config.authJwksTimeoutMs,
+        jwksCooldownMs: config.authJwksCooldownMs,
+        jwksCacheMaxAgeMs: config.authJwksCacheMaxAgeMs,
+        defaultRooms: config.authDefaultRooms,
+        defaultPublish: config.authDefaultPublish,
+      },
       logger,
     );
   } catch (err) {

@@ -43,6 +43,9 @@ export class RoomPatterns {
   static readonly all = new RoomPatterns(["*"]);
 }
 
+export const PATTERN_RULE =
+  "must be room names of [A-Za-z0-9:_.@/-], each optionally ending in one *";
+
 export function isValidPattern(pattern: unknown): pattern is string {
   return typeof pattern === "string" && pattern.length > 0 && PATTERN.test(pattern);
 }
@@ -56,7 +59,7 @@ export function parsePatterns(value: unknown): RoomPatterns | string {
   if (value.length > MAX_PATTERNS) return `must hold at most ${MAX_PATTERNS} patterns`;
   for (const [index, pattern] of value.entries()) {
     if (!isValidPattern(pattern)) {
-      return `[${index}] must be a room name of [A-Za-z0-9:_.@/-], optionally ending in one *`;
+      return `[${index}]: ${PATTERN_RULE}`;
     }
   }
   return new RoomPatterns(value as string[]);

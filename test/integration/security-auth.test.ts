@@ -310,6 +310,37 @@ describe("JWT authentication on the gateway (AUTH_JWKS_URL)", () => {
     }
   });
 
+  it("follows a key rotation at the provider without a restart", async () => {
+    const first = await rsaKey("2024-01");
+    const second = await rsaKey("2024-02");
+    const jwks = await startJwksServer([first.jwk]);
+    const gateway = await startGateway({
+      env: { AUTH_JWKS_URL: jwks.url, AUTH_JWKS_COOLDOWN_MS: "0" },
+    });
+    try {
+      await connectClient(gateway.url, { auth: { token: await first.sign({ exp: now() + 60 }) } });
+      // The provider publishes the next key beside the old one, then retires the old one.
+      jwks.rotate([first.jwk, second.jwk]);
+      await connectClient(gateway.url, { auth: { token: await second.sign({ exp: now() + 60 }) } });
+      jwks.rotate([second.jwk]);
+      const stale = await first.sign({ exp: now() + 60 });
+      // Keys already fetched stay until the cache ages out; a fresh fetch drops the old one.
+      await connectClient(gateway.url, { auth: { token: stale } });
+      const unknown = await rsaKey("2024-03");
+      expect(
+        await refusal(gateway.url, { auth: { token: await unknown.sign({ exp: now() + 60 }) } }),
+      ).toEqual({ message: "invalid token", data: { code: "invalid_token" } });
+      expect(await refusal(gateway.url, { auth: { token: stale } })).toEqual({
+        message: "invalid token",
+        data: { code: "invalid_token" },
+      });
+    } finally {
+      closeAllClients();
+      await gateway.stop();
+      await jwks.close();
+    }
+  });
+
   it("a key set that cannot be fetched at start stops the gateway with a line naming AUTH_JWKS_URL", async () => {
     const jwks = await startJwksServer([]);
     const url = jwks.url;
@@ -320,5 +351,83 @@ describe("JWT authentication on the gateway (AUTH_JWKS_URL)", () => {
     expect(gateway.output()).toContain(
       "switchboard: invalid environment variable AUTH_JWKS_URL: could not fetch the key set",
     );
+  });
+});
+
+describe("token settings on the gateway", () => {
+  afterEach(() => closeAllClients());
+
+  it("AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE refuse tokens of another issuer or audience", async () => {
+    const gateway = await startGateway({
+      env: {
+        AUTH_JWT_SECRET: SECRET,
+        AUTH_JWT_ISSUER: "https://idp.example",
+        AUTH_JWT_AUDIENCE: "switchboard",
+      },
+    });
+    try {
+      const claims = { exp: now() + 60, iss: "https://idp.example", aud: "switchboard" };
+      await connectClient(gateway.url, { auth: { token: await hs256(claims) } });
+      for (const wrong of [{ iss: "https://other.example" }, { aud: "another-api" }]) {
+        expect(
+          await refusal(gateway.url, { auth: { token: await hs256({ ...claims, ...wrong }) } }),
+        ).toEqual({ message: "invalid token", data: { code: "invalid_token" } });
+      }
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it("AUTH_DEFAULT_ROOMS / AUTH_DEFAULT_PUBLISH give tokens without claims their rights", async () => {
+    const gateway = await startGateway({
+      env: {
+        AUTH_JWT_SECRET: SECRET,
+        AUTH_DEFAULT_ROOMS: "public:*,lobby",
+        AUTH_DEFAULT_PUBLISH: "lobby",
+      },
+    });
+    try {
+      const client = await connectClient(gateway.url, {
+        auth: { token: await hs256({ exp: now() + 60 }) },
+      });
+      expect(await request(client, "join", "public:news")).toEqual({ ok: true });
+      expect(await request(client, "join", "lobby")).toEqual({ ok: true });
+      expect(await request(client, "join", "private:1")).toEqual({ error: "forbidden" });
+      expect(await request(client, "publish", { room: "lobby", event: "m", data: 1 })).toEqual({
+        ok: true,
+      });
+      expect(
+        await request(client, "publish", { room: "public:news", event: "m", data: 1 }),
+      ).toEqual({ error: "forbidden" });
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it("a socket is disconnected when its token expires, unless it refreshed it in time", async () => {
+    const gateway = await startGateway({
+      env: { AUTH_JWT_SECRET: SECRET, AUTH_CLOCK_SKEW_SEC: "0", LOG_LEVEL: "info" },
+    });
+    try {
+      const exp = now() + 3;
+      const stays = await connectClient(gateway.url, {
+        auth: { token: await hs256({ exp, sub: "stays" }) },
+      });
+      const goes = await connectClient(gateway.url, {
+        auth: { token: await hs256({ exp, sub: "goes" }) },
+      });
+      expect(
+        await request(stays, "refresh", await hs256({ exp: now() + 600, sub: "stays" })),
+      ).toEqual({ ok: true });
+      const [reason] = await nextEvent<[string]>(goes, "disconnect", 15_000);
+      expect(reason).toBe("io server disconnect");
+      expect(stays.connected).toBe(true);
+      expect((await whoami(stays)).rooms).toEqual(["user:stays"]);
+      await waitFor(() => gateway.output().includes("client disconnected: token expired"), {
+        message: "the expiry in the log",
+      });
+    } finally {
+      await gateway.stop();
+    }
   });
 });

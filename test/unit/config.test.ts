@@ -61,6 +61,11 @@ describe("gateway configuration from the environment", () => {
       "at least RATE_LIMIT_PER_SEC",
     ],
     [{ AUTH_JWT_SECRET: "short" }, "AUTH_JWT_SECRET", "at least 32"],
+    [{ AUTH_DEFAULT_ROOMS: "chat:*,a*b" }, "AUTH_DEFAULT_ROOMS", "optionally ending in one *"],
+    [{ AUTH_DEFAULT_PUBLISH: "no spaces" }, "AUTH_DEFAULT_PUBLISH", "room names"],
+    [{ AUTH_CLOCK_SKEW_SEC: "3600" }, "AUTH_CLOCK_SKEW_SEC", "at most 600"],
+    [{ AUTH_JWT_ISSUER: "https://idp" }, "AUTH_JWT_ISSUER", "no effect without AUTH_JWT_SECRET"],
+    [{ AUTH_JWT_AUDIENCE: "api" }, "AUTH_JWT_AUDIENCE", "no effect without AUTH_JWT_SECRET"],
   ])("rejects %o naming %s", (env, name, fragment) => {
     const problems = problemsOf(env);
     expect(problems).toHaveLength(1);
