@@ -68,6 +68,10 @@ describe("docs/OPERATIONS.md and the config schema", () => {
       AMQP_URL: "amqp://localhost",
       AUTH_JWT_SECRET: "x".repeat(32),
       AUTH_JWKS_URL: "https://issuer.example/jwks.json",
+      AUTH_JWT_ISSUER: "https://issuer.example",
+      AUTH_JWT_AUDIENCE: "switchboard",
+      AUTH_DEFAULT_ROOMS: "lobby",
+      AUTH_DEFAULT_PUBLISH: "lobby",
     });
     for (const name of VARIABLES) expect(Object.keys(config)).toContain(fieldOf(name));
     expect(fieldOf("AUTH_JWKS_URL")).toBe("authJwksUrl");
