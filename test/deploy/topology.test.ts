@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { createPublisher } from "../../services/publisher/index.js";
@@ -158,6 +160,23 @@ describe("the compose topology without Docker: three gateways behind the reposit
     const home = await post(server!);
     expect(home.status).toBe(200);
     expect(await home.text()).toBe("ok");
+  });
+
+  it("the balancer serves every haproxy metric the Grafana dashboard charts, per gateway", async () => {
+    const metrics = await (await fetch(`${cluster.balancer.statsUrl}/metrics`)).text();
+    const dashboard = readFileSync(
+      fileURLToPath(new URL("../../deploy/grafana/dashboards/switchboard.json", import.meta.url)),
+      "utf8",
+    );
+    const charted = new Set([...dashboard.matchAll(/\bhaproxy_[a-z0-9_]+/g)].map(([m]) => m));
+    expect(charted.size).toBeGreaterThan(0);
+    for (const name of charted) {
+      for (const server of ["gateway-1", "gateway-2", "gateway-3"]) {
+        expect(metrics, `${name} for ${server}`).toMatch(
+          new RegExp(`^${name}\\{[^}]*server="${server}"`, "m"),
+        );
+      }
+    }
   });
 
   it("clients that start on long-polling upgrade to WebSocket on the same gateway", async () => {
