@@ -1,7 +1,13 @@
 import type { Server, Socket as ServerSocket } from "socket.io";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { describe, expect, it } from "vitest";
-import { type AmqpCluster, nextEvent, startAmqpCluster, waitFor } from "../support/amqp-helpers.js";
+import {
+  type AmqpCluster,
+  nextEvent,
+  recordingLogger,
+  startAmqpCluster,
+  waitFor,
+} from "../support/amqp-helpers.js";
 
 function serverSocket(server: Server | undefined, client: ClientSocket, nsp = "/"): ServerSocket {
   const socket = server?.of(nsp).sockets.get(client.id ?? "");
@@ -210,5 +216,27 @@ describe("amqp adapter: Socket.IO parity across 3 servers", () => {
       3_000,
       "serverCount 2",
     );
+  });
+
+  it("a broadcast the broker cannot carry is still delivered locally, and its publish is counted as dropped and logged", async () => {
+    const logger = recordingLogger();
+    const cluster = await startAmqpCluster({ nodes: 2, adapter: { logger } });
+    const [local, remote] = [await cluster.client(0), await cluster.client(1)];
+    const stop = expectNone(remote, "odd");
+    const got = nextEvent(local, "odd");
+    // A function nested in the data: JSON (to the local client) leaves it out, MessagePack cannot encode it.
+    cluster.servers[0]?.emit("odd", { n: 1, f: () => 1 });
+    expect(await got).toEqual({ n: 1 });
+    expect(cluster.adapter(0).stats().dropped).toBe(1);
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        message: "amqp publish failed, dropped",
+        fields: expect.objectContaining({ reason: "unencodable" }),
+      }),
+    );
+    cluster.servers[0]?.emit("sentinel");
+    await nextEvent(remote, "sentinel");
+    stop();
   });
 });

@@ -128,4 +128,34 @@ describe("AmqpEmitter against 3 servers", () => {
     emitter.to(["F", "G"]).emit("f", 2);
     expect(await got).toBe(2);
   });
+
+  it.each([true, false])(
+    "targets numeric rooms, as Socket.IO rooms may be numbers (roomRouting %s)",
+    async (roomRouting) => {
+      const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting } });
+      const emitter = await emitterFor(cluster);
+      const [member, other] = [await cluster.client(1), await cluster.client(0)];
+      // Socket.IO's typings say string; at run time a number is a room of its own.
+      await cluster.servers[1]
+        ?.of("/")
+        .sockets.get(member.id ?? "")
+        ?.join(42 as unknown as string);
+      const toMember = nextEvent(member, "to-42");
+      const toOther = nextEvent(other, "except-42");
+      emitter.to(42).emit("to-42", 1);
+      emitter.except(42).emit("except-42", 2);
+      expect(await toMember).toBe(1);
+      expect(await toOther).toBe(2);
+      emitter.in(42).socketsJoin(7);
+      await waitFor(
+        () =>
+          cluster.servers[1]
+            ?.of("/")
+            .sockets.get(member.id ?? "")
+            ?.rooms.has(7 as unknown as string) === true,
+        5_000,
+        "joined numeric room 7",
+      );
+    },
+  );
 });

@@ -6,7 +6,10 @@
  * names the difference as a documented option (amqp-parity-columns.ts); the
  * case then checks the documented guarantee instead.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
@@ -48,6 +51,7 @@ async function expectRejection(promise: Promise<unknown>): Promise<Error & { cod
 }
 
 const REFERENCE = columns[0] as Column;
+const ACK_THROW_CHILD = fileURLToPath(new URL("./amqp-parity-ack-throw.ts", import.meta.url));
 
 describe.each(columns)("parity: $name", (column) => {
   const documented = (id: CaseId) => column.documented[id];
@@ -288,6 +292,19 @@ describe.each(columns)("parity: $name", (column) => {
       expect(err.message).toBe("timeout reached while waiting for allRooms response");
       expect(code(err)).toBe(column === REFERENCE ? undefined : "SWB_ERR_REQUEST_TIMEOUT");
       expect(cluster.adapter(2).requests.size).toBe(0);
+    });
+  });
+
+  describe("a user's serverSideEmit ack callback that throws", () => {
+    it("is not caught by the adapter: the exception reaches the process as uncaught", async () => {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ["--import", "tsx", ACK_THROW_CHILD, column.name],
+        { timeout: 60_000 },
+      );
+      expect(JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}")).toEqual({
+        uncaught: "thrown by the user's ack callback",
+      });
     });
   });
 
