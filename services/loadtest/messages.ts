@@ -52,6 +52,8 @@ export type FromWorker =
   | { type: "stats"; stats: WorkerStats }
   /** Setup is over: every client connected (or failed) and joined its room. */
   | { type: "ready"; members: number[]; failed: number }
+  /** Its share of the run is out: every message due was sent (storm: every loop ended). */
+  | { type: "published" }
   | { type: "stopped" }
   | { type: "done" }
   | { type: "fatal"; message: string };

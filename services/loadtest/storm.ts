@@ -11,15 +11,14 @@ import { errorKind, type IntervalStats } from "./worker-stats.js";
 /**
  * The connect-storm scenario: each of the worker's clients connects, asks `whoami` (so the
  * gateway really served it), disconnects and connects again, until `endAt`; new connections
- * are paced by --ramp. Returns a function that stops the storm and resolves once every client
- * is closed.
+ * are paced by --ramp. `done` resolves when every loop ended; `stop` ends them early.
  */
 export function runStorm(
   plan: WorkerPlan,
   addresses: AddressPlan,
   stats: IntervalStats,
   endAt: number,
-): () => Promise<void> {
+): { done: Promise<void>; stop: () => Promise<void> } {
   const { options, index, runId } = plan;
   const mine = clientsOf(index, options.workers, options.clients);
   const intervalMs = (1000 * options.workers) / options.rampPerSec;
@@ -77,9 +76,12 @@ export function runStorm(
     }
   };
 
-  const done = Promise.all(mine.map(loop));
-  return async () => {
-    stopped = true;
-    await done;
+  const done = Promise.all(mine.map(loop)).then(() => {});
+  return {
+    done,
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
   };
 }

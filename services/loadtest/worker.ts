@@ -132,12 +132,10 @@ class Worker {
     if (message.type === "start") {
       this.alignReports(message.at);
       if (options.scenario === "connect-storm") {
-        this.stormStop = runStorm(
-          this.plan,
-          this.addresses,
-          this.stats,
-          message.at + message.durationMs,
-        );
+        const endAt = message.at + message.durationMs;
+        const storm = runStorm(this.plan, this.addresses, this.stats, endAt);
+        this.stormStop = storm.stop;
+        void storm.done.then(() => this.send({ type: "published" }));
         return;
       }
       const rate =
@@ -145,7 +143,7 @@ class Worker {
           ? options.rate / options.publishers
           : options.rate / options.workers;
       this.schedule = new Schedule(this.sources, rate, options.rooms);
-      this.schedule.start(message.at, message.durationMs, () => {});
+      this.schedule.start(message.at, message.durationMs, () => this.send({ type: "published" }));
     } else if (message.type === "stop") {
       void this.stop().then(() => {
         this.report();

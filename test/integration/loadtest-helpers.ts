@@ -31,6 +31,8 @@ export interface LoadtestRun {
   stderr(): string;
   /** Waits until stderr shows `text` (bounded). */
   waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  /** Sends a signal to the CLI process (by its pid), as Ctrl-C does with SIGINT. */
+  signal(signal: NodeJS.Signals): void;
   /** The JSON report, once the run exited. */
   report(): Promise<LoadtestReport>;
   readonly dir: string;
@@ -80,6 +82,9 @@ export async function startLoadtest(
     exited,
     dir,
     stdout: () => stdout,
+    signal: (signal) => {
+      if (child.exitCode === null) child.kill(signal);
+    },
     stderr: () => stderr,
     waitForOutput: async (text, timeoutMs = 60_000) => {
       await waitFor(() => stderr.includes(text) || child.exitCode !== null, {
