@@ -47,6 +47,8 @@ export function socketOptions(options: LoadtestOptions, spec: ClientSpec, reconn
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
     timeout: CONNECT_TIMEOUT_MS,
+    // Long-polling behind a cookie-sticky balancer (deploy/haproxy) needs the cookie jar.
+    withCredentials: options.transport === "polling",
     ...(spec.token === undefined ? {} : { auth: { token: spec.token } }),
     ...address,
   };
