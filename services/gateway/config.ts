@@ -161,6 +161,22 @@ const schema = z
     AUTH_DEFAULT_ROOMS: patterns,
     /** Room patterns a client may publish to when its token has no `publish` claim. */
     AUTH_DEFAULT_PUBLISH: patterns,
+    /** Broker of a Flask-SocketIO / python-socketio app's message queue; unset: no Python bridge. */
+    PYTHON_BRIDGE_URL: url(["amqp:", "amqps:", "redis:", "rediss:"]),
+    /** The app's channel: Flask-SocketIO's default `flask-socketio`, python-socketio's `socketio`. */
+    PYTHON_BRIDGE_CHANNEL: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.:@/-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:@/-]")
+      .default("flask-socketio"),
+    /** `in`: deliver Python's emits; `both`: also publish Switchboard's broadcasts for Python servers. */
+    PYTHON_BRIDGE_MODE: z.enum(["in", "both"], { message: "must be in or both" }).default("in"),
+    /** JSON `data`: `args` (python-socketio >= 5.15.1, a list of arguments) or `single` (5.14.0-5.15.0). */
+    PYTHON_BRIDGE_JSON_DATA: z
+      .enum(["args", "single"], { message: "must be args or single" })
+      .default("args"),
+    /** Largest message the bridge reads from the channel; larger ones are counted and dropped. */
+    PYTHON_BRIDGE_MAX_MESSAGE_BYTES: int(256, 100 * 1024 * 1024, 1024 * 1024),
   })
   .superRefine((env, ctx) => {
     if (env.BACKPLANE.startsWith("redis") && !env.REDIS_URL) {
@@ -194,6 +210,13 @@ const schema = z
             "has no effect without AUTH_JWT_SECRET or AUTH_JWKS_URL (dev mode checks no token)",
         });
       }
+    }
+    if (env.PYTHON_BRIDGE_MODE === "both" && !env.PYTHON_BRIDGE_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PYTHON_BRIDGE_MODE"],
+        message: "both needs PYTHON_BRIDGE_URL",
+      });
     }
     if (env.RATE_LIMIT_BURST < env.RATE_LIMIT_PER_SEC) {
       ctx.addIssue({

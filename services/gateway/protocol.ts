@@ -24,8 +24,19 @@ export interface ProtocolOptions {
   authorizer?: Authorizer;
   /** `refresh(token)`: replaces the socket's token (see session.ts); absent means nothing to refresh. */
   refresh?: (socket: Socket, token: unknown) => Promise<AckReply>;
+  /** Called after each accepted client `publish` was handed to the adapter (migration mirrors). */
+  onPublish?: (publish: ClientPublish) => void;
   /** Called once per handled client event, for metrics. */
   onEvent?: (event: string, result: "ok" | ClientErrorCode) => void;
+}
+
+/** One accepted client `publish`: `socket` is the sender, who does not receive it. */
+export interface ClientPublish {
+  namespace: string;
+  room: string;
+  event: string;
+  data: unknown;
+  socket: string;
 }
 
 export interface WhoAmI {
@@ -95,6 +106,13 @@ export function attachClientProtocol(socket: Socket, options: ProtocolOptions): 
       const room = fields.room as string;
       if (!authorizer.canPublish(socket, room)) return fail("forbidden");
       socket.to(room).emit(fields.event, data);
+      options.onPublish?.({
+        namespace: socket.nsp.name,
+        room,
+        event: fields.event,
+        data,
+        socket: socket.id,
+      });
       return ok();
     },
     refresh: ([token]) => (options.refresh ? options.refresh(socket, token) : ok()),

@@ -1,3 +1,4 @@
+import { startGatewayBridge } from "../bridge/gateway.js";
 import { type Ingest, startAmqpIngest, startRedisIngest } from "../ingest/index.js";
 import type { Config } from "./config.js";
 import { deliver } from "./deliver.js";
@@ -8,7 +9,9 @@ import type { Gateway } from "./server.js";
 /**
  * The external publishing paths of a gateway, beside its Socket.IO server: the HTTP publish API
  * (`POST /v1/publish`) and the consumers of the RabbitMQ publish queue and the Redis publish
- * stream. All end in `deliver`. The consumers stop with `gateway.onShutdown`.
+ * stream. All end in `deliver`. The consumers stop with `gateway.onShutdown`. With
+ * PYTHON_BRIDGE_URL, the Python bridge too (services/bridge): it delivers what a Flask-SocketIO /
+ * python-socketio app emits, and in migration mode mirrors what `deliver` delivered.
  */
 export async function startPublishing(
   gateway: Gateway,
@@ -17,7 +20,14 @@ export async function startPublishing(
 ): Promise<void> {
   const { ingestedCommands: ingested, httpPublishes } = gateway.metrics;
   const isReady = () => gateway.readiness().ready;
-  const handle = (command: Parameters<typeof deliver>[1]) => deliver(gateway.io, command);
+  const { pythonBridgeUrl } = config;
+  const bridge = pythonBridgeUrl
+    ? await startGatewayBridge(gateway, { ...config, pythonBridgeUrl }, logger)
+    : undefined;
+  const handle = (command: Parameters<typeof deliver>[1]) => {
+    deliver(gateway.io, command);
+    bridge?.mirrorCommand(command);
+  };
 
   gateway.addRoute(
     createPublishRoute({

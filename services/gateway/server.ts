@@ -14,7 +14,7 @@ import { createHandshake } from "./handshake.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./logger.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
-import { attachClientProtocol } from "./protocol.js";
+import { attachClientProtocol, type ClientPublish } from "./protocol.js";
 import { refreshSession, sessionAuthorizer, startSession } from "./session.js";
 
 export interface GatewayOptions {
@@ -35,6 +35,8 @@ export interface Gateway {
   addRoute(route: HttpRoute): void;
   /** Registers something to stop when shutdown starts (before clients are let go and the backplane closes). */
   onShutdown(task: () => Promise<void>): void;
+  /** Registers a listener for every accepted client `publish` on this gateway (after its emit). */
+  onClientPublish(listener: (publish: ClientPublish) => void): void;
   /** Listens on config.port/host; resolves with the bound port. */
   listen(): Promise<number>;
   readiness(): { ready: boolean; reasons: string[] };
@@ -46,6 +48,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { config, backplane, logger } = options;
   const routes: HttpRoute[] = [];
   const shutdownTasks: Array<() => Promise<void>> = [];
+  const publishListeners: Array<(publish: ClientPublish) => void> = [];
   const metrics = createGatewayMetrics(
     { gateway: config.gatewayId, backplane: backplane.kind },
     backplane,
@@ -116,6 +119,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       logger,
       authorizer: sessionAuthorizer,
       refresh: (client, token) => refreshSession(client, token, authenticator, logger),
+      onPublish: (publish) => {
+        for (const listener of publishListeners) listener(publish);
+      },
       onEvent: (event, result) => metrics.clientEvents.inc({ event, result }),
     });
     socket.on("disconnect", (reason) => {
@@ -153,6 +159,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     addRoute: (route) => routes.push(route),
     onShutdown: (task) => shutdownTasks.push(task),
+    onClientPublish: (listener) => publishListeners.push(listener),
     readiness,
     listen: () =>
       new Promise((resolve, reject) => {

@@ -72,6 +72,7 @@ describe("docs/OPERATIONS.md and the config schema", () => {
       AUTH_JWT_AUDIENCE: "switchboard",
       AUTH_DEFAULT_ROOMS: "lobby",
       AUTH_DEFAULT_PUBLISH: "lobby",
+      PYTHON_BRIDGE_URL: "redis://localhost:6379",
     });
     for (const name of VARIABLES) expect(Object.keys(config)).toContain(fieldOf(name));
     expect(fieldOf("AUTH_JWKS_URL")).toBe("authJwksUrl");
