@@ -32,6 +32,12 @@ def flask_emits(url, channel, cases):
     # No app: Flask-SocketIO's write-only mode, as a Celery job or a script uses it.
     socketio = SocketIO(message_queue=url, channel=channel)
     for case in cases:
+        if case.get("op") == "close_room":
+            socketio.close_room(case["room"], namespace=case.get("namespace", "/"))
+            continue
+        if case.get("op") == "disconnect":
+            socketio.server.disconnect(case["sid"], namespace=case.get("namespace", "/"))
+            continue
         data = case.get("data")
         if case.get("tuple"):
             data = tuple(data)
