@@ -100,5 +100,5 @@ describe("python-socketio's room and connection methods on Switchboard clients",
         }),
       ).toBe(1);
     }
-  });
+  }, 90_000);
 });

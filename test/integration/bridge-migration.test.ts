@@ -111,6 +111,6 @@ describe.each(["redis", "amqp"] as Broker[])(
         await metric(gateway, "switchboard_bridge_messages_total", { result: "published" }),
       ).toBe(1);
       expect(await metric(gateway, "switchboard_bridge_messages_total", { result: "own" })).toBe(1);
-    });
+    }, 120_000);
   },
 );

@@ -212,6 +212,6 @@ describe.each(["amqp", "redis"] as Broker[])(
       }
       expect(existsSync(marker)).toBe(false);
       expect(gateways[0]!.output()).toMatch(/forbidden opcode (REDUCE|GLOBAL|STACK_GLOBAL)/);
-    });
+    }, 120_000);
   },
 );
