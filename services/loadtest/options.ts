@@ -11,6 +11,8 @@ target
                           (default http://localhost:3000)
   --transport T           websocket (default) or polling (long-polling only)
   --token-secret S        sign an HS256 token per client (AUTH_JWT_SECRET of the gateways)
+  --token-issuer ISS      with --token-secret: the tokens' iss (the gateways' AUTH_JWT_ISSUER)
+  --token-audience AUD    with --token-secret: the tokens' aud (AUTH_JWT_AUDIENCE)
   --token T               one given token for every client
   --local-addresses A,B   source addresses to connect from (default: 127.0.0.x as needed when
                           the target is loopback and N exceeds one address's ephemeral ports)
@@ -65,6 +67,8 @@ export interface LoadtestOptions {
   transport: Transport;
   tokenSecret: string | undefined;
   token: string | undefined;
+  tokenIssuer: string | undefined;
+  tokenAudience: string | undefined;
   localAddresses: string[] | undefined;
   clients: number;
   rooms: number;
@@ -164,6 +168,11 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
   if (v["token-secret"] !== undefined && v["token-secret"].length < 32) {
     throw new UsageError("--token-secret must be at least 32 characters (the gateways' HS256 key)");
   }
+  for (const flag of ["token-issuer", "token-audience"] as const) {
+    if (v[flag] !== undefined && v["token-secret"] === undefined) {
+      throw new UsageError(`--${flag} applies to --token-secret only`);
+    }
+  }
   const localAddresses = v["local-addresses"]?.split(",").map((a) => a.trim());
   if (localAddresses?.some((a) => a.length === 0)) {
     throw new UsageError("--local-addresses must be a comma-separated list of IP addresses");
@@ -177,6 +186,8 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
     transport: oneOf("transport", v.transport ?? "websocket", ["websocket", "polling"] as const),
     tokenSecret: v["token-secret"],
     token: v.token,
+    tokenIssuer: v["token-issuer"],
+    tokenAudience: v["token-audience"],
     localAddresses,
     clients,
     rooms,
@@ -213,6 +224,8 @@ function parse(argv: string[]) {
       transport: text,
       "token-secret": text,
       token: text,
+      "token-issuer": text,
+      "token-audience": text,
       "local-addresses": text,
       clients: text,
       rooms: text,

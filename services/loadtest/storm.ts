@@ -4,8 +4,7 @@ import type { AddressPlan } from "./addresses.js";
 import { ACK_TIMEOUT_MS, connectOnce, socketOptions } from "./client.js";
 import type { WorkerPlan } from "./messages.js";
 import { now } from "./payload.js";
-import { clientsOf, roomPrefix } from "./plan.js";
-import { signClientToken } from "./tokens.js";
+import { clientSpec, clientsOf } from "./plan.js";
 import { errorKind, type IntervalStats } from "./worker-stats.js";
 
 /**
@@ -33,23 +32,7 @@ export function runStorm(
   };
 
   const loop = async (clientIndex: number) => {
-    const token = options.tokenSecret
-      ? await signClientToken(
-          options.tokenSecret,
-          {
-            sub: `loadtest-${runId}-${clientIndex}`,
-            rooms: [`${roomPrefix(runId)}*`],
-            publish: [`${roomPrefix(runId)}*`],
-          },
-          (endAt - Date.now()) / 1000 + 3600,
-        )
-      : options.token;
-    const spec = {
-      index: clientIndex,
-      url: options.urls[clientIndex % options.urls.length] as string,
-      localAddress: addresses.addressOf(clientIndex),
-      token,
-    };
+    const spec = await clientSpec(options, runId, addresses, clientIndex);
     while (!stopped && Date.now() < endAt) {
       await paced();
       if (stopped || Date.now() >= endAt) break;

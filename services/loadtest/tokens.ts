@@ -7,6 +7,10 @@ export interface ClientClaims {
   rooms: string[];
   /** Room patterns the client may publish to. */
   publish: string[];
+  /** `iss`, when the gateways check it (AUTH_JWT_ISSUER). */
+  issuer?: string | undefined;
+  /** `aud`, when the gateways check it (AUTH_JWT_AUDIENCE). */
+  audience?: string | undefined;
 }
 
 /**
@@ -18,10 +22,12 @@ export function signClientToken(
   claims: ClientClaims,
   ttlSeconds: number,
 ): Promise<string> {
-  return new SignJWT({ rooms: claims.rooms, publish: claims.publish })
+  const jwt = new SignJWT({ rooms: claims.rooms, publish: claims.publish })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(claims.sub)
     .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + Math.ceil(ttlSeconds))
-    .sign(new TextEncoder().encode(secret));
+    .setExpirationTime(Math.floor(Date.now() / 1000) + Math.ceil(ttlSeconds));
+  if (claims.issuer !== undefined) jwt.setIssuer(claims.issuer);
+  if (claims.audience !== undefined) jwt.setAudience(claims.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
 }

@@ -1,11 +1,10 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type AddressPlan, planAddresses } from "./addresses.js";
-import { type ClientSpec, LoadClient } from "./client.js";
+import { LoadClient } from "./client.js";
 import type { FromWorker, ToWorker, WorkerPlan } from "./messages.js";
-import { clientsOf, roomName, roomPrefix } from "./plan.js";
+import { clientSpec, clientsOf, roomName } from "./plan.js";
 import { ClientSource, DurableSource, Schedule, type Source } from "./publishers.js";
 import { runStorm } from "./storm.js";
-import { signClientToken } from "./tokens.js";
 import { IntervalStats } from "./worker-stats.js";
 
 /** How often a worker reports its counters. */
@@ -56,30 +55,6 @@ class Worker {
     this.send({ type: "stats", stats: this.stats.take(this.plan.index, connected) });
   }
 
-  private async spec(index: number): Promise<ClientSpec> {
-    const { options, runId } = this.plan;
-    const token = options.tokenSecret
-      ? await signClientToken(
-          options.tokenSecret,
-          {
-            sub: `loadtest-${runId}-${index}`,
-            rooms: [`${roomPrefix(runId)}*`],
-            publish: [`${roomPrefix(runId)}*`],
-          },
-          // Valid through setup, the run and its drain, with a margin.
-          (options.clients / options.rampPerSec + (options.durationMs + options.drainMs) / 1000) *
-            2 +
-            3600,
-        )
-      : options.token;
-    return {
-      index,
-      url: options.urls[index % options.urls.length] as string,
-      localAddress: this.addresses.addressOf(index),
-      token,
-    };
-  }
-
   async setup(): Promise<void> {
     const { options, index, runId } = this.plan;
     if (options.scenario === "connect-storm") {
@@ -98,7 +73,7 @@ class Worker {
       while (pending.size >= MAX_CONCURRENT_CONNECTS) await Promise.race(pending);
       const room = clientIndex % options.rooms;
       const client = new LoadClient(
-        await this.spec(clientIndex),
+        await clientSpec(options, runId, this.addresses, clientIndex),
         roomName(runId, room),
         options,
         this.stats,

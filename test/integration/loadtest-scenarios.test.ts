@@ -4,6 +4,10 @@ import { type Deployment, startDeployment } from "../support/harness/deployment.
 import { RUN_TIMEOUT_MS, runLoadtest, startLoadtest } from "./loadtest-helpers.js";
 
 const SECRET = `loadtest-secret-${randomBytes(16).toString("hex")}`;
+const ISSUER = "https://issuer.test";
+const AUDIENCE = "switchboard-loadtest";
+/** What a user passes to match the gateways' AUTH_JWT_SECRET / _ISSUER / _AUDIENCE. */
+const TOKEN = ["--token-secret", SECRET, "--token-issuer", ISSUER, "--token-audience", AUDIENCE];
 
 /** One gateway with authentication on: every client needs a token carrying its room rights. */
 describe("switchboard loadtest with authentication, other transports and scenarios", () => {
@@ -15,7 +19,13 @@ describe("switchboard loadtest with authentication, other transports and scenari
       topology: "processes",
       count: 1,
       name: `lt-${randomBytes(3).toString("hex")}`,
-      env: { BACKPLANE: "memory", AUTH_JWT_SECRET: SECRET, INGEST: "off" },
+      env: {
+        BACKPLANE: "memory",
+        AUTH_JWT_SECRET: SECRET,
+        AUTH_JWT_ISSUER: ISSUER,
+        AUTH_JWT_AUDIENCE: AUDIENCE,
+        INGEST: "off",
+      },
     });
     url = deployment.nodes[0]!.url;
   }, RUN_TIMEOUT_MS);
@@ -24,15 +34,9 @@ describe("switchboard loadtest with authentication, other transports and scenari
   const small = ["--clients", "8", "--rooms", "2", "--rate", "10", "--duration", "2s"];
 
   it(
-    "signs each client's token with --token-secret, and every message is delivered",
+    "signs each client's token with --token-secret (issuer, audience), and every message is delivered",
     async () => {
-      const { code, report, run } = await runLoadtest([
-        "--url",
-        url,
-        ...small,
-        "--token-secret",
-        SECRET,
-      ]);
+      const { code, report, run } = await runLoadtest(["--url", url, ...small, ...TOKEN]);
       expect(code, run.stderr()).toBe(0);
       expect(report.target.auth).toBe("token-secret");
       expect(report.connections.members).toBe(8);
@@ -46,7 +50,14 @@ describe("switchboard loadtest with authentication, other transports and scenari
   it(
     "reports the gateway's refusal by kind and exits 69 when no client may connect",
     async () => {
-      const run = await startLoadtest(["--url", url, ...small, "--token-secret", "x".repeat(32)]);
+      const run = await startLoadtest([
+        "--url",
+        url,
+        ...small,
+        ...TOKEN.slice(2),
+        "--token-secret",
+        "x".repeat(32),
+      ]);
       expect(await run.exited, run.stderr()).toBe(69);
       const report = await run.report();
       expect(report.connections.members).toBe(0);
@@ -64,8 +75,7 @@ describe("switchboard loadtest with authentication, other transports and scenari
         ...small,
         "--transport",
         "polling",
-        "--token-secret",
-        SECRET,
+        ...TOKEN,
       ]);
       expect(code, run.stderr()).toBe(0);
       expect(report.target.transport).toBe("polling");
@@ -87,8 +97,7 @@ describe("switchboard loadtest with authentication, other transports and scenari
         "5",
         "--duration",
         "3s",
-        "--token-secret",
-        SECRET,
+        ...TOKEN,
       ]);
       expect(code, run.stderr()).toBe(0);
       expect(report.scenario).toBe("connect-storm");
@@ -111,8 +120,7 @@ describe("switchboard loadtest with authentication, other transports and scenari
         url,
         ...["--clients", "8", "--rooms", "2", "--rate", "10"],
         ...["--duration", "60s"],
-        "--token-secret",
-        SECRET,
+        ...TOKEN,
       ]);
       await run.waitForOutput("phase=publishing");
       run.signal("SIGINT");

@@ -66,6 +66,7 @@ describe("loadtest options", () => {
     expect(usage(["--redis-url", "redis://x"])).toContain("--redis-url");
     expect(usage(["--token", "t", "--token-secret", "x".repeat(32)])).toContain("--token");
     expect(usage(["--token-secret", "short"])).toContain("32");
+    expect(usage(["--token-issuer", "https://i"])).toContain("--token-issuer");
     expect(usage(["--max-loss", "-1"])).toContain("--max-loss");
     expect(usage(["--max-loss", "0.5"])).toContain("--max-loss");
     expect(usage(["--ramp", "fast"])).toContain("--ramp");
