@@ -5,15 +5,10 @@ import { fileURLToPath } from "node:url";
 import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { createPublisher } from "../../services/publisher/index.js";
-import {
-  prepareBrokers,
-  type Received,
-  tally,
-  uniqueNames,
-} from "../integration/publish-helpers.js";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
 import { request, type WhoAmI, whoami } from "../support/clients.js";
 import { type GatewayProcess, startGateway } from "../support/gateway-process.js";
+import { prepareBrokers, type Received, tally, uniqueNames } from "../support/publish.js";
 import { waitFor } from "../support/wait.js";
 import { type Balancer, serversBySession, startBalancer } from "./haproxy.js";
 

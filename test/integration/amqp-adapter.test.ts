@@ -6,8 +6,8 @@ import {
   nextEvent,
   recordingLogger,
   startAmqpCluster,
-  waitFor,
 } from "../support/amqp-helpers.js";
+import { waitFor } from "../support/wait.js";
 
 function serverSocket(server: Server | undefined, client: ClientSocket, nsp = "/"): ServerSocket {
   const socket = server?.of(nsp).sockets.get(client.id ?? "");
@@ -211,11 +211,10 @@ describe("amqp adapter: Socket.IO parity across 3 servers", () => {
     const cluster = await startAmqpCluster();
     expect(await cluster.adapter(0).serverCount()).toBe(3);
     await cluster.servers[2]?.close();
-    await waitFor(
-      async () => (await cluster.adapter(0).serverCount()) === 2,
-      3_000,
-      "serverCount 2",
-    );
+    await waitFor(async () => (await cluster.adapter(0).serverCount()) === 2, {
+      timeoutMs: 3_000,
+      message: "serverCount 2",
+    });
   });
 
   it("a broadcast the broker cannot carry is still delivered locally, and its publish is counted as dropped and logged", async () => {

@@ -1,16 +1,12 @@
 import amqp from "amqplib";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { AmqpEmitter } from "../../adapters/amqp/index.js";
-import {
-  type AmqpCluster,
-  amqpUrl,
-  nextEvent,
-  startAmqpCluster,
-  waitFor,
-} from "../support/amqp-helpers.js";
+import { type AmqpCluster, nextEvent, startAmqpCluster } from "../support/amqp-helpers.js";
+import { amqpUrl } from "../support/brokers.js";
+import { waitFor } from "../support/wait.js";
 
 async function emitterFor(cluster: AmqpCluster): Promise<AmqpEmitter> {
-  const connection = await amqp.connect(amqpUrl());
+  const connection = await amqp.connect(await amqpUrl());
   const emitter = new AmqpEmitter(connection, { exchange: cluster.exchange });
   onTestFinished(async () => {
     await emitter.close();
@@ -153,8 +149,7 @@ describe("AmqpEmitter against 3 servers", () => {
             ?.of("/")
             .sockets.get(member.id ?? "")
             ?.rooms.has(7 as unknown as string) === true,
-        5_000,
-        "joined numeric room 7",
+        { timeoutMs: 5_000, message: "joined numeric room 7" },
       );
     },
   );

@@ -3,24 +3,21 @@ import amqp from "amqplib";
 import { Server } from "socket.io";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { type AmqpAdapter, createAmqpAdapter } from "../../adapters/amqp/index.js";
-import {
-  amqpUrl,
-  nextEvent,
-  recordingLogger,
-  startAmqpCluster,
-  waitFor,
-} from "../support/amqp-helpers.js";
+import { nextEvent, recordingLogger, startAmqpCluster } from "../support/amqp-helpers.js";
+import { amqpUrl } from "../support/brokers.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
+import { waitFor } from "../support/wait.js";
 
 describe("amqp adapter: broker connection loss", () => {
   it("keeps local emits working, drops and counts publishes, then restores bindings and resumes", async () => {
-    const broker = new URL(amqpUrl());
+    const url = await amqpUrl();
+    const broker = new URL(url);
     const proxy = await TcpProxy.start(broker.hostname, Number(broker.port || 5672));
     onTestFinished(() => proxy.close());
     const viaProxy = `${broker.protocol}//${broker.username}:${broker.password}@127.0.0.1:${proxy.port}${broker.pathname}`;
     const cluster = await startAmqpCluster({
       nodes: 2,
-      urlFor: (i) => (i === 1 ? viaProxy : amqpUrl()),
+      urlFor: (i) => (i === 1 ? viaProxy : url),
       adapter: {
         heartbeatIntervalMs: 300,
         heartbeatTimeoutMs: 1_500,
@@ -39,26 +36,27 @@ describe("amqp adapter: broker connection loss", () => {
     const bindingsBefore = node1.stats().bindings;
 
     proxy.cut();
-    await waitFor(() => !node1.connected, 5_000, "node 1 notices the outage");
+    await waitFor(() => !node1.connected, {
+      timeoutMs: 5_000,
+      message: "node 1 notices the outage",
+    });
     const local = nextEvent(c1, "during");
     cluster.servers[1]?.emit("during", "local still works");
     expect(await local).toBe("local still works");
     expect(node1.stats().dropped).toBeGreaterThan(0);
-    await waitFor(
-      async () => (await node1.serverCount()) === 1,
-      5_000,
-      "node 1 alone after heartbeat timeout",
-    );
+    await waitFor(async () => (await node1.serverCount()) === 1, {
+      timeoutMs: 5_000,
+      message: "node 1 alone after heartbeat timeout",
+    });
 
     proxy.restore();
-    await waitFor(() => node1.connected, 10_000, "node 1 reconnects");
+    await waitFor(() => node1.connected, { timeoutMs: 10_000, message: "node 1 reconnects" });
     expect(node1.stats().reconnects).toBeGreaterThanOrEqual(1);
     expect(node1.stats().bindings).toBe(bindingsBefore);
     await waitFor(
       async () =>
         (await cluster.adapter(0).serverCount()) === 2 && (await node1.serverCount()) === 2,
-      5_000,
-      "both nodes count each other again",
+      { timeoutMs: 5_000, message: "both nodes count each other again" },
     );
 
     const inRoom = nextEvent(c1, "room");
@@ -73,7 +71,7 @@ describe("amqp adapter: broker connection loss", () => {
   });
 
   it("without a connectionFactory a lost connection leaves the node local-only and reports it", async () => {
-    const broker = new URL(amqpUrl());
+    const broker = new URL(await amqpUrl());
     const proxy = await TcpProxy.start(broker.hostname, Number(broker.port || 5672));
     onTestFinished(() => proxy.close());
     const viaProxy = `${broker.protocol}//${broker.username}:${broker.password}@127.0.0.1:${proxy.port}${broker.pathname}`;
@@ -89,11 +87,10 @@ describe("amqp adapter: broker connection loss", () => {
     });
     const client = await cluster.client(0);
     proxy.cut();
-    await waitFor(
-      () => errors.length > 0 && !cluster.adapter(0).connected,
-      5_000,
-      "error reported",
-    );
+    await waitFor(() => errors.length > 0 && !cluster.adapter(0).connected, {
+      timeoutMs: 5_000,
+      message: "error reported",
+    });
     expect(errors[0]).toBe("SWB_ERR_BROKER_CONNECTION");
     const got = nextEvent(client, "x");
     cluster.servers[0]?.emit("x", 1);
@@ -103,7 +100,7 @@ describe("amqp adapter: broker connection loss", () => {
 
 describe("amqp adapter: a connection closed before use", () => {
   it("switches to connectionFactory instead of retrying the dead connection", async () => {
-    const dead = await amqp.connect(amqpUrl());
+    const dead = await amqp.connect(await amqpUrl());
     await dead.close();
     const cluster = await startAmqpCluster({ nodes: 1 });
     let ownedClosed = 0;
@@ -113,7 +110,7 @@ describe("amqp adapter: a connection closed before use", () => {
         reconnectMinDelayMs: 20,
         logger: recordingLogger(),
         connectionFactory: async () => {
-          const owned = await amqp.connect(amqpUrl());
+          const owned = await amqp.connect(await amqpUrl());
           owned.on("close", () => ownedClosed++);
           return owned;
         },
@@ -121,13 +118,18 @@ describe("amqp adapter: a connection closed before use", () => {
     });
     onTestFinished(() => io.close());
     const adapter = io.of("/").adapter as unknown as AmqpAdapter;
-    await waitFor(() => adapter.connected, 5_000, "recovered through connectionFactory");
-    await waitFor(
-      async () => (await cluster.adapter(0).serverCount()) === 2,
-      5_000,
-      "peer sees it",
-    );
+    await waitFor(() => adapter.connected, {
+      timeoutMs: 5_000,
+      message: "recovered through connectionFactory",
+    });
+    await waitFor(async () => (await cluster.adapter(0).serverCount()) === 2, {
+      timeoutMs: 5_000,
+      message: "peer sees it",
+    });
     await io.close();
-    await waitFor(() => ownedClosed === 1, 3_000, "the connection it opened is closed with it");
+    await waitFor(() => ownedClosed === 1, {
+      timeoutMs: 3_000,
+      message: "the connection it opened is closed with it",
+    });
   });
 });

@@ -4,14 +4,14 @@ import { type Socket as ClientSocket, io as connectClient } from "socket.io-clie
 import { describe, expect, it, onTestFinished } from "vitest";
 import type { AmqpAdapterOptions } from "../../adapters/amqp/index.js";
 import {
-  amqpUrl,
   nextEvent,
   recordingLogger,
   startAmqpCluster,
   uniqueExchange,
-  waitFor,
 } from "../support/amqp-helpers.js";
 import { type ForkedNode, forkAmqpNode } from "../support/amqp-node.js";
+import { amqpUrl } from "../support/brokers.js";
+import { waitFor } from "../support/wait.js";
 
 /** Node 0 in this process, nodes 1 and 2 as child processes; one client on each. */
 async function mixedCluster(adapter: Omit<AmqpAdapterOptions, "logger">) {
@@ -23,10 +23,13 @@ async function mixedCluster(adapter: Omit<AmqpAdapterOptions, "logger">) {
     for (const c of children) c.kill();
   });
   for (let i = 0; i < 2; i++) {
-    children.push(await forkAmqpNode({ url: amqpUrl(), exchange, adapter }));
+    children.push(await forkAmqpNode({ url: await amqpUrl(), exchange, adapter }));
   }
   const local = cluster.adapter(0);
-  await waitFor(async () => (await local.serverCount()) === 3, 10_000, "3 nodes");
+  await waitFor(async () => (await local.serverCount()) === 3, {
+    timeoutMs: 10_000,
+    message: "3 nodes",
+  });
   const clients: ClientSocket[] = [await cluster.client(0)];
   onTestFinished(() => {
     for (const c of clients) c.disconnect();
@@ -93,7 +96,7 @@ describe("amqp adapter: lifecycle", () => {
     timeout: 30_000,
   }, async () => {
     const script = fileURLToPath(new URL("../support/amqp-node.ts", import.meta.url));
-    const config = { url: amqpUrl(), exchange: uniqueExchange(), closeAndIdle: true };
+    const config = { url: await amqpUrl(), exchange: uniqueExchange(), closeAndIdle: true };
     const child = fork(script, [JSON.stringify(config)], { execArgv: ["--import", "tsx"] });
     onTestFinished(() => {
       if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, "SIGKILL");

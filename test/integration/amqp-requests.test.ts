@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SwitchboardError } from "../../core/errors.js";
-import { recordingLogger, startAmqpCluster, waitFor } from "../support/amqp-helpers.js";
+import { recordingLogger, startAmqpCluster } from "../support/amqp-helpers.js";
+import { waitFor } from "../support/wait.js";
 
 /** Node 1 answers "ping"; node 2 receives it but never answers. */
 async function clusterWithSilentNode(options: Parameters<typeof startAmqpCluster>[0]) {
@@ -20,7 +21,7 @@ describe("amqp adapter: cluster requests when a node does not answer", () => {
     });
     const started = Date.now();
     const pending = cluster.servers[0]?.serverSideEmitWithAck("ping");
-    await waitFor(silentGotIt, 5_000, "silent node received the request");
+    await waitFor(silentGotIt, { timeoutMs: 5_000, message: "silent node received the request" });
     await cluster.servers[2]?.close();
     expect(await pending).toEqual(["pong-1"]);
     expect(Date.now() - started).toBeLessThan(10_000);

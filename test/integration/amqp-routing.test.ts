@@ -3,7 +3,9 @@ import amqp from "amqplib";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { allKey, roomKey } from "../../adapters/amqp/routing.js";
-import { amqpUrl, nextEvent, startAmqpCluster, waitFor } from "../support/amqp-helpers.js";
+import { nextEvent, startAmqpCluster } from "../support/amqp-helpers.js";
+import { amqpUrl } from "../support/brokers.js";
+import { waitFor } from "../support/wait.js";
 
 async function roomTraffic(roomRouting: boolean): Promise<{ member: number; bystander: number }> {
   const cluster = await startAmqpCluster({ adapter: { roomRouting } });
@@ -20,7 +22,7 @@ async function roomTraffic(roomRouting: boolean): Promise<{ member: number; byst
   let got = 0;
   c1.on("r", () => got++);
   for (let i = 0; i < 20; i++) cluster.servers[0]?.to("R").emit("r", i);
-  await waitFor(() => got === 20, 5_000, "member got 20 room messages");
+  await waitFor(() => got === 20, { timeoutMs: 5_000, message: "member got 20 room messages" });
   // Messages from one channel reach a queue in order: once the bystander's
   // client sees this broadcast, every earlier one was routed (or not) to it.
   const sentinels = [nextEvent(c1, "sentinel"), nextEvent(c2 as ClientSocket, "sentinel")];
@@ -56,13 +58,15 @@ describe("amqp adapter: room routing", () => {
     await sockets?.get(a.id ?? "")?.leave("topic");
     expect(cluster.adapter(1).stats().bindings).toBe(base + 1);
     await sockets?.get(b.id ?? "")?.leave("topic");
-    await waitFor(() => cluster.adapter(1).stats().bindings === base, 3_000, "room key unbound");
+    await waitFor(() => cluster.adapter(1).stats().bindings === base, {
+      timeoutMs: 3_000,
+      message: "room key unbound",
+    });
     b.disconnect();
-    await waitFor(
-      () => cluster.adapter(1).stats().bindings === base - 1,
-      3_000,
-      "socket id key unbound",
-    );
+    await waitFor(() => cluster.adapter(1).stats().bindings === base - 1, {
+      timeoutMs: 3_000,
+      message: "socket id key unbound",
+    });
   });
 });
 
@@ -70,7 +74,7 @@ describe("amqp adapter: bad frames", () => {
   it("garbage and frames of another wire version are counted and dropped; the node keeps working", async () => {
     const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting: true } });
     const client = await cluster.client(1);
-    const connection = await amqp.connect(amqpUrl());
+    const connection = await amqp.connect(await amqpUrl());
     onTestFinished(() => connection.close());
     const channel = await connection.createChannel();
     const frames = [
@@ -90,8 +94,7 @@ describe("amqp adapter: bad frames", () => {
       () =>
         cluster.adapter(1).stats().decodeErrors === 6 &&
         cluster.adapter(0).stats().decodeErrors === 5,
-      5_000,
-      "6 and 5 decode errors counted",
+      { timeoutMs: 5_000, message: "6 and 5 decode errors counted" },
     );
     const got = nextEvent(client, "still");
     cluster.servers[0]?.emit("still", "alive");

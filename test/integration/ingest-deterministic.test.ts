@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { DEAD_LETTER_HEADERS } from "../../services/ingest/index.js";
-import { waitFor } from "../support/wait.js";
 import {
   amqpConnection,
   ingested,
@@ -9,7 +8,8 @@ import {
   redisClient,
   startPublishGateway,
   uniqueNames,
-} from "./publish-helpers.js";
+} from "../support/publish.js";
+import { waitFor } from "../support/wait.js";
 
 /** Structurally a valid command; its `data` nests deeper than any encoder or stack can follow. */
 const DEPTH = 50_000;

@@ -2,7 +2,6 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { createPublisher } from "../../services/publisher/index.js";
 import { amqpUrl } from "../support/brokers.js";
 import type { GatewayProcess } from "../support/gateway-process.js";
-import { waitFor } from "../support/wait.js";
 import {
   ingested,
   listener,
@@ -11,7 +10,8 @@ import {
   startPublishGateway,
   tally,
   uniqueNames,
-} from "./publish-helpers.js";
+} from "../support/publish.js";
+import { waitFor } from "../support/wait.js";
 
 const COMMANDS = 10_000;
 

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { DEAD_LETTER_HEADERS } from "../../services/ingest/index.js";
-import { waitFor } from "../support/wait.js";
 import {
   amqpConnection,
   listener,
@@ -8,7 +7,8 @@ import {
   redisClient,
   startPublishGateway,
   uniqueNames,
-} from "./publish-helpers.js";
+} from "../support/publish.js";
+import { waitFor } from "../support/wait.js";
 
 const MAX_COMMAND_BYTES = 4096;
 const ok = { v: 1, event: "message" };

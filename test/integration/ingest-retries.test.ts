@@ -7,8 +7,8 @@ import {
   startRedisIngest,
 } from "../../services/ingest/index.js";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
+import { amqpConnection, prepareBrokers, redisClient, uniqueNames } from "../support/publish.js";
 import { waitFor } from "../support/wait.js";
-import { amqpConnection, prepareBrokers, redisClient, uniqueNames } from "./publish-helpers.js";
 
 /** A handler that throws for commands whose data says `fail` (as many times as that says). */
 function flakyHandler() {

@@ -7,9 +7,9 @@ import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { amqpUrl } from "../support/brokers.js";
 import { type Deployment, startDeployment } from "../support/harness/deployment.js";
+import { API_KEY, prepareBrokers, uniqueNames } from "../support/publish.js";
 import { startPrivateRedis } from "../support/redis-server.js";
 import { RUN_TIMEOUT_MS, runLoadtest } from "./loadtest-helpers.js";
-import { API_KEY, prepareBrokers, uniqueNames } from "./publish-helpers.js";
 
 /** A few seconds, a few clients: enough to prove the counting, not to measure anything. */
 const SMALL = [

@@ -5,7 +5,6 @@ import type { PublishCommand } from "../../core/publish-command.js";
 import { createPublisher, type PublisherOptions } from "../../services/publisher/index.js";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
 import { type GatewayProcess, sourceCliArgv } from "../support/gateway-process.js";
-import { waitFor } from "../support/wait.js";
 import {
   API_KEY,
   amqpConnection,
@@ -14,7 +13,8 @@ import {
   redisClient,
   startPublishGateway,
   uniqueNames,
-} from "./publish-helpers.js";
+} from "../support/publish.js";
+import { waitFor } from "../support/wait.js";
 
 const run = promisify(execFile);
 

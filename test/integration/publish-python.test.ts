@@ -3,8 +3,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
+import { listener, prepareBrokers, startPublishGateway, uniqueNames } from "../support/publish.js";
 import { waitFor } from "../support/wait.js";
-import { listener, prepareBrokers, startPublishGateway, uniqueNames } from "./publish-helpers.js";
 
 const run = promisify(execFile);
 const example = (name: string) =>

@@ -7,25 +7,12 @@ import { type Socket as ClientSocket, io as connectClient } from "socket.io-clie
 import { onTestFinished } from "vitest";
 import type { AmqpAdapterOptions, AmqpLogger } from "../../adapters/amqp/index.js";
 import { type AmqpAdapter, createAmqpAdapter } from "../../adapters/amqp/index.js";
-import { nextEvent as sharedNextEvent, waitFor as sharedWaitFor } from "./wait.js";
-
-/** The shared broker (never stopped by tests); AMQP_URL overrides it. */
-export function amqpUrl(): string {
-  return process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-}
+import { amqpUrl } from "./brokers.js";
+import { nextEvent as sharedNextEvent, waitFor } from "./wait.js";
 
 /** An exchange name of its own per test, so tests can run in parallel on one broker. */
 export function uniqueExchange(): string {
   return `switchboard.test.${randomBytes(5).toString("hex")}`;
-}
-
-/** Polls `condition` until true; fails with `what` after `timeoutMs` (test/support/wait.ts). */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
-  what = "condition",
-): Promise<void> {
-  await sharedWaitFor(condition, { timeoutMs, intervalMs: 15, message: what });
 }
 
 /** Resolves with the next `event` on `socket` (its first argument), or rejects after `timeoutMs`. */
@@ -80,17 +67,18 @@ export async function startAmqpCluster(options: ClusterOptions = {}): Promise<Am
   const connections: ChannelModel[] = [];
   const ports: number[] = [];
   const clients: ClientSocket[] = [];
+  const url = await amqpUrl();
   onTestFinished(async () => {
     for (const c of clients) c.disconnect();
     await Promise.all(servers.map((s) => s.close()));
-    const admin = await amqp.connect(amqpUrl());
+    const admin = await amqp.connect(url);
     const ch = await admin.createChannel();
     await ch.deleteExchange(exchange);
     await admin.close();
     await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
   });
   for (let i = 0; i < nodes; i++) {
-    const connection = await amqp.connect(options.urlFor?.(i) ?? amqpUrl());
+    const connection = await amqp.connect(options.urlFor?.(i) ?? url);
     // A cut connection emits 'error'; the adapter logs it, but it detaches at close.
     connection.on("error", () => undefined);
     connections.push(connection);
@@ -131,8 +119,7 @@ export async function startAmqpCluster(options: ClusterOptions = {}): Promise<Am
         (await Promise.all(servers.map((_, i) => cluster.adapter(i, nsp).serverCount()))).every(
           (n) => n === nodes,
         ),
-      10_000,
-      `every node of ${nsp} sees ${nodes} servers`,
+      { timeoutMs: 10_000, message: `every node of ${nsp} sees ${nodes} servers` },
     );
   }
   return cluster;

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { VARIABLES } from "../../services/gateway/config.js";
 import { freePort } from "./ports.js";
 import { waitFor } from "./wait.js";
 
@@ -14,39 +15,7 @@ export const sourceCliArgv = (args: string[]) => [...SOURCE_EXEC_ARGV, SOURCE_CL
 const HARNESS = fileURLToPath(new URL("./harness/node.ts", import.meta.url));
 
 /** Config variables a test must set itself: never inherited from the environment running the tests. */
-const CONFIG_VARS = [
-  "PORT",
-  "HOST",
-  "GATEWAY_ID",
-  "BACKPLANE",
-  "REDIS_URL",
-  "REDIS_CLUSTER",
-  "AMQP_URL",
-  "AMQP_EXCHANGE",
-  "AMQP_ROOM_ROUTING",
-  "CORS_ORIGINS",
-  "LOG_LEVEL",
-  "WORKERS",
-  "INGEST",
-  "INGEST_AMQP_QUEUE",
-  "INGEST_REDIS_STREAM",
-  "INGEST_REDIS_GROUP",
-  "INGEST_PREFETCH",
-  "INGEST_MAX_ATTEMPTS",
-  "INGEST_CLAIM_IDLE_MS",
-  "MAX_COMMAND_BYTES",
-  "PUBLISH_API_KEYS",
-  "AUTH_JWT_SECRET",
-  "AUTH_JWKS_URL",
-  "AUTH_JWT_ISSUER",
-  "AUTH_JWT_AUDIENCE",
-  "AUTH_CLOCK_SKEW_SEC",
-  "AUTH_JWKS_TIMEOUT_MS",
-  "AUTH_JWKS_COOLDOWN_MS",
-  "AUTH_JWKS_CACHE_MAX_AGE_MS",
-  "AUTH_DEFAULT_ROOMS",
-  "AUTH_DEFAULT_PUBLISH",
-];
+const CONFIG_VARS: readonly string[] = VARIABLES;
 
 export interface StartGatewayOptions {
   /** `gateway` / `cluster` run the real CLI; `harness` runs a gateway with a test control channel. */

@@ -3,10 +3,10 @@ import amqp from "amqplib";
 import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import { onTestFinished } from "vitest";
-import { declarePublishTopology, resolveTopology } from "../../services/ingest/index.js";
-import { amqpUrl, redisUrl } from "../support/brokers.js";
-import { connectClient, request } from "../support/clients.js";
-import { type GatewayProcess, startGateway } from "../support/gateway-process.js";
+import { declarePublishTopology, resolveTopology } from "../../core/publish-queue.js";
+import { amqpUrl, redisUrl } from "./brokers.js";
+import { connectClient, request } from "./clients.js";
+import { type GatewayProcess, startGateway } from "./gateway-process.js";
 
 /** Names of one test's own: queue, stream and room never shared with a parallel test. */
 export function uniqueNames() {
