@@ -10,11 +10,20 @@ export {
   declarePublishTopology,
   resolveTopology,
 } from "../../core/publish-queue.js";
-export { type AmqpIngestOptions, DEAD_LETTER_HEADERS, startAmqpIngest } from "./amqp-consumer.js";
+export {
+  type AmqpIngestDeps,
+  type AmqpIngestOptions,
+  DEAD_LETTER_HEADERS,
+  startAmqpIngest,
+} from "./amqp-consumer.js";
+export type { AmqpConnect, AmqpConnection } from "./amqp-session.js";
+export type { DeadLetterCode } from "./failures.js";
 export {
   DEFAULT_REDIS_GROUP,
   DEFAULT_REDIS_STREAM,
+  type RedisIngestDeps,
   type RedisIngestOptions,
   startRedisIngest,
 } from "./redis-consumer.js";
+export type { StreamClient } from "./redis-stream-client.js";
 export type { Ingest, IngestLogger, IngestOptions, IngestOutcome } from "./types.js";
