@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { jsonTextExceedsDepth, valueExceedsDepth } from "./json-depth.js";
 import { EVENT_PATTERN, isValidEventName, RESERVED_EVENT_NAMES, ROOM_PATTERN } from "./names.js";
 
 /**
@@ -27,6 +28,13 @@ export const PUBLISH_DEFAULTS = {
 export const amqpDeadQueue = (queue: string): string => `${queue}.dead`;
 /** The dead-letter stream of a Redis publish stream. */
 export const redisDeadStream = (stream: string): string => `${stream}:dead`;
+
+/**
+ * Deepest nesting of objects and arrays in a command: the command object is level 1, so `data`
+ * may nest 31 levels. Every backplane carries that (the AMQP codec's MessagePack encoder stops at
+ * 100 levels, the broadcast envelope adds 4), and nothing deeper reaches a recursive encoder.
+ */
+export const MAX_COMMAND_DEPTH = 32;
 
 const NAMESPACE_PATTERN = /^\/[A-Za-z0-9:_.@/-]{0,199}$/;
 export const MAX_ROOMS_PER_COMMAND = 1000;
@@ -86,13 +94,13 @@ export const publishCommandSchema = z
   )
   .meta({
     title: "Switchboard publish command, version 1",
-    description: `What a backend puts on the RabbitMQ queue ${PUBLISH_DEFAULTS.amqpQueue}, in the \`command\` field of the Redis stream ${PUBLISH_DEFAULTS.redisStream}, or in the body of POST /v1/publish. Size limit: MAX_COMMAND_BYTES of the gateway (default ${PUBLISH_DEFAULTS.maxCommandBytes / 1024} KiB), as UTF-8 JSON.`,
+    description: `What a backend puts on the RabbitMQ queue ${PUBLISH_DEFAULTS.amqpQueue}, in the \`command\` field of the Redis stream ${PUBLISH_DEFAULTS.redisStream}, or in the body of POST /v1/publish. Size limit: MAX_COMMAND_BYTES of the gateway (default ${PUBLISH_DEFAULTS.maxCommandBytes / 1024} KiB), as UTF-8 JSON. Depth limit: ${MAX_COMMAND_DEPTH} levels of objects and arrays, the command object included.`,
   });
 
 export type PublishCommand = z.output<typeof publishCommandSchema>;
 
 /** Stable codes of a rejected command (HTTP `error` field, dead-letter `code`). */
-export type CommandErrorCode = "invalid_json" | "too_large" | "invalid_command";
+export type CommandErrorCode = "invalid_json" | "too_large" | "too_deep" | "invalid_command";
 
 export type CommandCheck =
   | { ok: true; command: PublishCommand }
@@ -104,7 +112,8 @@ const MAX_REASON_CHARS = 500;
 /**
  * Checks a command as it arrives (bytes or text of JSON) or as a value (the library's input).
  * Never throws: every failure is a code and a reason naming the field, e.g.
- * `rooms[0]: must be 1-200 chars of [A-Za-z0-9:_.@/-]`.
+ * `rooms[0]: must be 1-200 chars of [A-Za-z0-9:_.@/-]`. Size and depth are checked before the
+ * text is parsed (or the value serialized), so that no input can overflow the stack.
  */
 export function checkPublishCommand(
   input: Buffer | string | unknown,
@@ -114,6 +123,7 @@ export function checkPublishCommand(
   if (typeof input === "string" || Buffer.isBuffer(input)) {
     const bytes = typeof input === "string" ? Buffer.byteLength(input) : input.length;
     if (bytes > options.maxBytes) return tooLarge(bytes, options.maxBytes);
+    if (jsonTextExceedsDepth(input, MAX_COMMAND_DEPTH)) return TOO_DEEP;
     try {
       value = JSON.parse(input.toString());
     } catch (err) {
@@ -124,6 +134,7 @@ export function checkPublishCommand(
       };
     }
   } else {
+    if (valueExceedsDepth(input, MAX_COMMAND_DEPTH)) return TOO_DEEP;
     let text: string | undefined;
     try {
       text = JSON.stringify(input);
@@ -142,6 +153,12 @@ export function checkPublishCommand(
   const reason = result.error.issues.map(describeIssue).join("; ");
   return { ok: false, code: "invalid_command", reason: cut(reason) };
 }
+
+const TOO_DEEP: CommandCheck = {
+  ok: false,
+  code: "too_deep",
+  reason: `command is nested more than ${MAX_COMMAND_DEPTH} levels deep (objects and arrays, the command itself included)`,
+};
 
 function tooLarge(bytes: number, maxBytes: number): CommandCheck {
   return {

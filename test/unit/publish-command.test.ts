@@ -4,6 +4,7 @@ import { z } from "zod";
 import {
   type CommandCheck,
   checkPublishCommand,
+  MAX_COMMAND_DEPTH,
   publishCommandSchema,
 } from "../../core/publish-command.js";
 
@@ -126,6 +127,57 @@ describe("the publish command v1", () => {
       expect(check).toMatchObject({ ok: false, code: "too_large" });
       expect(reasonOf(check)).toMatch(/^command is 50\d\d bytes, over the limit of 4096 bytes$/);
     }
+  });
+
+  describe("nesting depth", () => {
+    const nested = (levels: number): unknown => {
+      let data: unknown = 0;
+      for (let i = 0; i < levels; i++) data = i % 2 === 0 ? [data] : { a: data };
+      return data;
+    };
+    const deepest = { v: 1, event: "m", data: nested(MAX_COMMAND_DEPTH - 1) };
+    const tooDeep = { v: 1, event: "m", data: nested(MAX_COMMAND_DEPTH) };
+    const forms = (value: unknown) => [
+      value,
+      JSON.stringify(value),
+      Buffer.from(JSON.stringify(value)),
+    ];
+
+    it("accepts data nested up to the limit, the command object counted, in every form", () => {
+      for (const input of forms(deepest)) expect(checkPublishCommand(input, limits).ok).toBe(true);
+    });
+
+    it("rejects one level more with too_deep, in every form", () => {
+      for (const input of forms(tooDeep)) {
+        const check = checkPublishCommand(input, limits);
+        expect(check).toMatchObject({ ok: false, code: "too_deep" });
+        expect(reasonOf(check)).toBe(
+          `command is nested more than ${MAX_COMMAND_DEPTH} levels deep (objects and arrays, the command itself included)`,
+        );
+      }
+    });
+
+    it("measures brackets inside strings as text, escaped quotes included", () => {
+      const data = `${"[{".repeat(100)}\\""${"]}".repeat(100)}`;
+      const check = checkPublishCommand(JSON.stringify({ v: 1, event: "m", data }), limits);
+      expect(check).toMatchObject({ ok: true, command: { data } });
+    });
+
+    it("rejects 50,000 levels before parsing, as text or a value, without overflowing the stack", () => {
+      const depth = 50_000;
+      const text = `{"v":1,"event":"m","data":${"[".repeat(depth)}${"]".repeat(depth)}}`;
+      const value = JSON.parse(text) as unknown;
+      for (const input of [text, Buffer.from(text), value]) {
+        const check = checkPublishCommand(input, { maxBytes: 1 << 20 });
+        expect(check).toMatchObject({ ok: false, code: "too_deep" });
+      }
+    });
+
+    it("counts a cyclic value as too deep instead of walking it forever", () => {
+      const cyclic: Record<string, unknown> = { v: 1, event: "m" };
+      cyclic.data = { back: cyclic };
+      expect(checkPublishCommand(cyclic, limits)).toMatchObject({ ok: false, code: "too_deep" });
+    });
   });
 
   it("rejects a value that JSON cannot carry", () => {
