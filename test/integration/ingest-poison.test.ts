@@ -62,6 +62,11 @@ const POISON: Array<{ kind: string; body: string; reason: RegExp }> = [
     reason: /^except\[0\]: must be a string/,
   },
   {
+    kind: "data nested deeper than every backplane carries",
+    body: JSON.stringify({ ...ok, data: JSON.parse(`${"[".repeat(40)}${"]".repeat(40)}`) }),
+    reason: /^command is nested more than 32 levels deep/,
+  },
+  {
     kind: "huge payload",
     body: JSON.stringify({ ...ok, data: "x".repeat(MAX_COMMAND_BYTES) }),
     reason: /^command is \d+ bytes, over the limit of 4096 bytes/,
@@ -126,7 +131,7 @@ describe("a malformed command goes to the dead letters with its reason and block
       expect(String(dead[n]?.reason), poison.kind).toMatch(poison.reason);
     });
     expect(new Set(dead.map((d) => d.code))).toEqual(
-      new Set(["invalid_json", "invalid_command", "too_large"]),
+      new Set(["invalid_json", "invalid_command", "too_deep", "too_large"]),
     );
     // Nothing is redelivered: the queue is empty once the dead letters are there.
     expect((await channel.checkQueue(names.queue)).messageCount).toBe(0);
