@@ -45,7 +45,15 @@ export interface WhoAmI {
   rooms: string[];
 }
 
-type Handler = (args: unknown[]) => AckReply | WhoAmI | Promise<AckReply | WhoAmI>;
+type Reply = AckReply | WhoAmI;
+type Handler = (socket: Socket, arg: unknown) => Reply | Promise<Reply>;
+type Ack = (reply: unknown) => void;
+
+/** What the protocol keeps per socket: its rate-limit bucket and its strikes. */
+interface ClientState {
+  bucket: TokenBucket;
+  strikes: number;
+}
 
 const PUBLISH_KEYS = new Set(["room", "event", "data"]);
 
@@ -54,120 +62,178 @@ const PUBLISH_KEYS = new Set(["room", "event", "data"]);
  * with an ack.
  * Errors are ack values; every violation is a strike, and a socket with too many strikes is
  * disconnected, alone.
+ *
+ * Built once per gateway: the handlers and the one dispatcher are shared by every socket, which
+ * only carries a small state object and the dispatcher as its `onAny` listener (called with the
+ * socket as `this`, before Socket.IO dispatches the event). Client events are answered here
+ * only: add no `socket.on` listener for them elsewhere.
  */
-export function attachClientProtocol(socket: Socket, options: ProtocolOptions): void {
-  const { logger, maxStrikes } = options;
+export function createClientProtocol(options: ProtocolOptions): (socket: Socket) => void {
+  const { logger, maxStrikes, onEvent } = options;
   const authorizer = options.authorizer ?? allowAll;
-  const bucket = new TokenBucket(options.rateLimitPerSec, options.rateLimitBurst);
-  let strikes = 0;
+  const states = new WeakMap<Socket, ClientState>();
 
-  const strike = (event: string, reason: ClientErrorCode | "missing_ack") => {
-    strikes += 1;
-    logger.debug({ socket: socket.id, event, reason, strikes }, "client protocol violation");
-    if (strikes >= maxStrikes && socket.connected) {
+  const strike = (socket: Socket, state: ClientState, event: string, reason: string) => {
+    state.strikes += 1;
+    logger.debug(
+      { socket: socket.id, event, reason, strikes: state.strikes },
+      "client protocol violation",
+    );
+    if (state.strikes >= maxStrikes && socket.connected) {
       logger.warn(
-        { socket: socket.id, event, reason, strikes },
+        { socket: socket.id, event, reason, strikes: state.strikes },
         "client disconnected: too many violations",
       );
       socket.disconnect(true);
     }
   };
 
-  const handlers: Record<string, Handler> = {
-    join: async ([room]) => {
-      const check = checkClientRoom(room);
-      if (check !== "ok") return fail(check);
-      const name = room as string;
-      if (!authorizer.canJoin(socket, name)) return fail("forbidden");
-      // socket.rooms holds the socket's own id too.
-      if (!socket.rooms.has(name) && socket.rooms.size - 1 >= options.maxRoomsPerSocket) {
-        return fail("too_many_rooms");
-      }
-      await socket.join(name);
-      return ok();
-    },
-    leave: async ([room]) => {
-      const check = checkClientRoom(room);
-      if (check !== "ok") return fail(check);
-      await socket.leave(room as string);
-      return ok();
-    },
-    publish: ([payload]) => {
-      if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
-        return fail("invalid_payload");
-      }
-      const fields = payload as Record<string, unknown>;
-      if (Object.keys(fields).some((key) => !PUBLISH_KEYS.has(key))) return fail("invalid_payload");
-      const check = checkClientRoom(fields.room);
-      if (check !== "ok") return fail(check);
-      if (!isValidEventName(fields.event)) return fail("invalid_event");
-      const data = fields.data ?? null;
-      if (jsonSize(data) > options.maxPublishBytes) return fail("payload_too_large");
-      const room = fields.room as string;
-      if (!authorizer.canPublish(socket, room)) return fail("forbidden");
-      socket.to(room).emit(fields.event, data);
-      options.onPublish?.({
-        namespace: socket.nsp.name,
-        room,
-        event: fields.event,
-        data,
-        socket: socket.id,
-      });
-      return ok();
-    },
-    refresh: ([token]) => (options.refresh ? options.refresh(socket, token) : ok()),
-    whoami: () => ({
-      id: socket.id,
-      gateway: options.gatewayId,
-      rooms: [...socket.rooms].filter((room) => room !== socket.id),
-    }),
+  const handlers = new Map<string, Handler>([
+    [
+      "join",
+      (socket, room) => {
+        const check = checkClientRoom(room);
+        if (check !== "ok") return fail(check);
+        const name = room as string;
+        if (!authorizer.canJoin(socket, name)) return fail("forbidden");
+        // socket.rooms holds the socket's own id too.
+        if (!socket.rooms.has(name) && socket.rooms.size - 1 >= options.maxRoomsPerSocket) {
+          return fail("too_many_rooms");
+        }
+        // A backplane may confirm the join asynchronously (a broker binding): ack after it.
+        const joined = socket.join(name);
+        return isPromise(joined) ? joined.then(ok) : ok();
+      },
+    ],
+    [
+      "leave",
+      (socket, room) => {
+        const check = checkClientRoom(room);
+        if (check !== "ok") return fail(check);
+        const left = socket.leave(room as string);
+        return isPromise(left) ? left.then(ok) : ok();
+      },
+    ],
+    [
+      "publish",
+      (socket, payload) => {
+        if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+          return fail("invalid_payload");
+        }
+        const fields = payload as Record<string, unknown>;
+        for (const key in fields) {
+          if (!PUBLISH_KEYS.has(key)) return fail("invalid_payload");
+        }
+        const check = checkClientRoom(fields.room);
+        if (check !== "ok") return fail(check);
+        if (!isValidEventName(fields.event)) return fail("invalid_event");
+        const data = fields.data ?? null;
+        if (!fitsJson(data, options.maxPublishBytes)) return fail("payload_too_large");
+        const room = fields.room as string;
+        if (!authorizer.canPublish(socket, room)) return fail("forbidden");
+        socket.to(room).emit(fields.event, data);
+        options.onPublish?.({
+          namespace: socket.nsp.name,
+          room,
+          event: fields.event,
+          data,
+          socket: socket.id,
+        });
+        return ok();
+      },
+    ],
+    ["refresh", (socket, token) => (options.refresh ? options.refresh(socket, token) : ok())],
+    [
+      "whoami",
+      (socket) => ({
+        id: socket.id,
+        gateway: options.gatewayId,
+        rooms: [...socket.rooms].filter((room) => room !== socket.id),
+      }),
+    ],
+  ]);
+
+  const settle = (socket: Socket, state: ClientState, event: string, result: Reply, ack: Ack) => {
+    if ("error" in result) {
+      onEvent?.(event, result.error);
+      if (result.error !== "internal") strike(socket, state, event, result.error);
+    } else {
+      onEvent?.(event, "ok");
+    }
+    ack(result);
   };
 
-  // Runs before any listener: rate limit and unknown events are answered here.
-  socket.use((packet, next) => {
-    const [event] = packet;
-    const ack = packet.at(-1);
-    const reply = (error: ClientErrorCode) => {
-      if (typeof ack === "function") ack(fail(error));
-      options.onEvent?.(String(event), error);
-      strike(String(event), error);
-    };
-    if (!bucket.take()) return reply("rate_limited");
-    if (typeof event !== "string" || !Object.hasOwn(handlers, event)) return reply("unknown_event");
-    next();
-  });
-
-  for (const [event, handler] of Object.entries(handlers)) {
-    socket.on(event, async (...args: unknown[]) => {
-      const last = args.at(-1);
-      if (typeof last !== "function") {
-        options.onEvent?.(event, "invalid_payload");
-        return strike(event, "missing_ack");
-      }
-      const ack = last as (reply: unknown) => void;
-      let result: AckReply | WhoAmI;
-      try {
-        result = await handler(args.slice(0, -1));
-      } catch (err) {
-        logger.error({ err, socket: socket.id, event }, "client event failed");
-        result = fail("internal");
-      }
-      if ("error" in result) {
-        options.onEvent?.(event, result.error);
-        if (result.error !== "internal") strike(event, result.error);
-      } else {
-        options.onEvent?.(event, "ok");
-      }
-      ack(result);
-    });
+  function onClientEvent(this: Socket, event: unknown, ...args: unknown[]): void {
+    const state = states.get(this);
+    if (state === undefined) return;
+    const name = String(event);
+    const last = args.length > 0 ? args[args.length - 1] : undefined;
+    const ack = typeof last === "function" ? (last as Ack) : undefined;
+    if (!state.bucket.take()) return refuse(this, state, name, ack, "rate_limited");
+    const handler = typeof event === "string" ? handlers.get(event) : undefined;
+    if (handler === undefined) return refuse(this, state, name, ack, "unknown_event");
+    if (ack === undefined) {
+      onEvent?.(name, "invalid_payload");
+      return strike(this, state, name, "missing_ack");
+    }
+    let result: Reply | Promise<Reply>;
+    try {
+      result = handler(this, args.length > 1 ? args[0] : undefined);
+    } catch (err) {
+      result = failed(this, name, err);
+    }
+    if (isPromise(result)) {
+      result.then(
+        (reply) => settle(this, state, name, reply, ack),
+        (err: unknown) => settle(this, state, name, failed(this, name, err), ack),
+      );
+    } else {
+      settle(this, state, name, result, ack);
+    }
   }
+
+  const refuse = (
+    socket: Socket,
+    state: ClientState,
+    event: string,
+    ack: Ack | undefined,
+    error: ClientErrorCode,
+  ) => {
+    ack?.(fail(error));
+    onEvent?.(event, error);
+    strike(socket, state, event, error);
+  };
+
+  const failed = (socket: Socket, event: string, err: unknown) => {
+    logger.error({ err, socket: socket.id, event }, "client event failed");
+    return fail("internal");
+  };
+
+  return (socket) => {
+    states.set(socket, {
+      bucket: new TokenBucket(options.rateLimitPerSec, options.rateLimitBurst),
+      strikes: 0,
+    });
+    socket.onAny(onClientEvent);
+  };
 }
 
-function jsonSize(value: unknown): number {
+/** One socket with its own protocol instance; a gateway builds one with createClientProtocol. */
+export function attachClientProtocol(socket: Socket, options: ProtocolOptions): void {
+  createClientProtocol(options)(socket);
+}
+
+const isPromise = <T>(value: T | PromiseLike<T>): value is PromiseLike<T> =>
+  typeof (value as PromiseLike<T> | undefined)?.then === "function";
+
+/** Whether `value` as JSON takes at most `limit` UTF-8 bytes. */
+function fitsJson(value: unknown, limit: number): boolean {
+  // A string's JSON is at most 6 bytes per UTF-16 unit (\u escapes) plus its quotes.
+  if (typeof value === "string" && value.length * 6 + 2 <= limit) return true;
   try {
-    return Buffer.byteLength(JSON.stringify(value) ?? "null");
+    return Buffer.byteLength(JSON.stringify(value) ?? "null") <= limit;
   } catch {
     // Circular or BigInt values cannot come from a client packet; treat them as too large.
-    return Number.POSITIVE_INFINITY;
+    return false;
   }
 }

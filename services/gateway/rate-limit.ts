@@ -1,3 +1,5 @@
+const monotonicNow = () => performance.now();
+
 /** A token bucket: `ratePerSec` tokens refill each second, up to `burst`. */
 export class TokenBucket {
   private tokens: number;
@@ -6,7 +8,7 @@ export class TokenBucket {
   constructor(
     private readonly ratePerSec: number,
     private readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicNow,
   ) {
     this.tokens = burst;
     this.last = now();

@@ -6,7 +6,7 @@ import {
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
-import { Server } from "socket.io";
+import { Server, type Socket } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
 import type { Config } from "./config.js";
@@ -14,7 +14,7 @@ import { createHandshake } from "./handshake.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./logger.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
-import { attachClientProtocol, type ClientPublish } from "./protocol.js";
+import { type ClientPublish, createClientProtocol } from "./protocol.js";
 import { refreshSession, sessionAuthorizer, startSession } from "./session.js";
 
 export interface GatewayOptions {
@@ -96,6 +96,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     allowRequest: (_req, callback) => callback(draining ? "draining" : null, !draining),
   });
 
+  // Memory: engine.io keeps the upgrade request (an IncomingMessage with its raw headers, parser
+  // and stream state) for as long as the connection lives. Socket.IO reads only its headers, url,
+  // query and TLS flag, when the client joins a namespace (socket.handshake): keep just those.
+  io.engine.on("connection", (conn: { request: IncomingMessage }) => {
+    conn.request = slimRequest(conn.request);
+  });
+
   const authenticator = options.authenticator ?? devAuthenticator();
   const handshake = createHandshake({
     authenticator,
@@ -106,28 +113,31 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Every namespace, also one created later, admits clients only through the handshake.
   io.on("new_namespace", (namespace) => namespace.use(handshake));
 
+  // One protocol, one disconnect listener for every socket: nothing is built per connection.
+  const attachProtocol = createClientProtocol({
+    gatewayId: config.gatewayId,
+    maxPublishBytes: config.maxPublishBytes,
+    maxRoomsPerSocket: config.maxRoomsPerSocket,
+    rateLimitPerSec: config.rateLimitPerSec,
+    rateLimitBurst: config.rateLimitBurst,
+    maxStrikes: config.maxStrikes,
+    logger,
+    authorizer: sessionAuthorizer,
+    refresh: (client, token) => refreshSession(client, token, authenticator, logger),
+    onPublish: (publish) => {
+      for (const listener of publishListeners) listener(publish);
+    },
+    onEvent: (event, result) => metrics.clientEvents.inc({ event, result }),
+  });
+  function onDisconnect(this: Socket, reason: string) {
+    metrics.disconnects.inc({ reason });
+    logger.debug({ socket: this.id, reason }, "client disconnected");
+  }
   io.on("connection", (socket) => {
     logger.debug({ socket: socket.id, recovered: socket.recovered }, "client connected");
     startSession(socket, logger);
-    attachClientProtocol(socket, {
-      gatewayId: config.gatewayId,
-      maxPublishBytes: config.maxPublishBytes,
-      maxRoomsPerSocket: config.maxRoomsPerSocket,
-      rateLimitPerSec: config.rateLimitPerSec,
-      rateLimitBurst: config.rateLimitBurst,
-      maxStrikes: config.maxStrikes,
-      logger,
-      authorizer: sessionAuthorizer,
-      refresh: (client, token) => refreshSession(client, token, authenticator, logger),
-      onPublish: (publish) => {
-        for (const listener of publishListeners) listener(publish);
-      },
-      onEvent: (event, result) => metrics.clientEvents.inc({ event, result }),
-    });
-    socket.on("disconnect", (reason) => {
-      metrics.disconnects.inc({ reason });
-      logger.debug({ socket: socket.id, reason }, "client disconnected");
-    });
+    attachProtocol(socket);
+    socket.on("disconnect", onDisconnect);
   });
 
   const shutdown = async () => {
@@ -174,6 +184,20 @@ export function createGateway(options: GatewayOptions): Gateway {
       return shutdownPromise;
     },
   };
+}
+
+/** What Socket.IO's handshake reads from the upgrade request, and nothing more. */
+function slimRequest(req: IncomingMessage): IncomingMessage {
+  const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+  const slim = {
+    headers: req.headers,
+    url: req.url,
+    method: req.method,
+    _query: (req as IncomingMessage & { _query?: unknown })._query,
+    connection: { encrypted },
+    socket: { encrypted },
+  };
+  return slim as unknown as IncomingMessage;
 }
 
 function corsOrigin(origins: string[]): string[] | boolean {
