@@ -500,6 +500,7 @@ async function main() {
   } finally {
     await redis.stop();
   }
+  if (wanted("bridge")) await import("./bridge.js").then((m) => m.bridgeBench());
   const ratios = ratioTable();
   const finished = new Date();
   const header =
