@@ -1,7 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
+import type { Server } from "node:http";
 import { backoffDelay } from "../../core/retry.js";
 import type { Config } from "../gateway/config.js";
-import { createLogger } from "../gateway/logger.js";
+import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { setupStickyPrimary } from "./handover.js";
 
@@ -11,81 +12,148 @@ import { setupStickyPrimary } from "./handover.js";
  * @socket.io/cluster-adapter relays broadcasts between workers through this primary, unless the
  * workers use a network backplane (BACKPLANE=redis…), which then spans hosts too.
  */
+
+/** sticky's least-connection balancer reads `clientsCount`: a loading worker looks this full. */
 const LOADING_WEIGHT = 1_000_000;
 
-export async function runClusterPrimary(config: Config): Promise<void> {
+export interface ClusterWorker {
+  /** `GATEWAY_ID` of the worker: `<primary's GATEWAY_ID>-w<index>`. */
+  readonly gatewayId: string;
+  readonly index: number;
+  readonly worker: Worker;
+  /** Resolves when the worker reported READY_MESSAGE; rejects if it exits before. */
+  readonly ready: Promise<void>;
+}
+
+export interface ClusterPrimaryOptions {
+  /**
+   * Replace a worker that dies, with a growing delay when it keeps dying. Tests that kill workers
+   * on purpose turn it off. @default true
+   */
+  restartWorkers?: boolean;
+}
+
+export interface ClusterPrimary {
+  readonly logger: Logger;
+  /** The primary's HTTP server (connections are handed to workers); not listening until `listen`. */
+  readonly httpServer: Server;
+  /** Forks one more worker, with the next index. */
+  fork(): ClusterWorker;
+  /** The workers alive now. */
+  workers(): ClusterWorker[];
+  listen(): Promise<void>;
+  /** Asks every worker to drain and exit (over IPC), waits for them, stops listening. */
+  stop(): Promise<void>;
+}
+
+export function createClusterPrimary(
+  config: Config,
+  options: ClusterPrimaryOptions = {},
+): ClusterPrimary {
   const logger = createLogger({ gatewayId: config.gatewayId, level: config.logLevel });
   const workerBackplane = config.backplane === "memory" ? "cluster" : config.backplane;
-  const indexOf = new Map<Worker, number>();
+  const alive = new Map<Worker, ClusterWorker>();
   const crashes = new Map<number, number[]>();
+  let nextIndex = 0;
   let stopping = false;
 
   const httpServer = setupStickyPrimary();
 
-  const fork = (index: number) => {
-    const worker = cluster.fork({
-      GATEWAY_ID: `${config.gatewayId}-w${index}`,
-      BACKPLANE: workerBackplane,
-    });
-    indexOf.set(worker, index);
-    // sticky's least-connection balancer reads `clientsCount`: a worker still loading looks
-    // full, so it gets connections only when no other worker is alive.
+  const fork = (index: number): ClusterWorker => {
+    const gatewayId = `${config.gatewayId}-w${index}`;
+    const worker = cluster.fork({ GATEWAY_ID: gatewayId, BACKPLANE: workerBackplane });
     const stickyWorker = worker as Worker & { clientsCount?: number };
+    // A worker still loading gets connections only when no other worker is alive.
     stickyWorker.clientsCount = LOADING_WEIGHT;
-    worker.on("message", (message: unknown) => {
-      if (!isIpcMessage(message, READY_MESSAGE)) return;
-      stickyWorker.clientsCount = (stickyWorker.clientsCount ?? LOADING_WEIGHT) - LOADING_WEIGHT;
-      logger.info({ worker: worker.process.pid, index }, "worker ready");
+    const ready = new Promise<void>((resolve, reject) => {
+      const onExit = (code: number | null, signal: string | null) =>
+        reject(new Error(`worker ${gatewayId} exited before it was ready (${code ?? signal})`));
+      worker.once("exit", onExit);
+      worker.on("message", (message: unknown) => {
+        if (!isIpcMessage(message, READY_MESSAGE)) return;
+        stickyWorker.clientsCount = (stickyWorker.clientsCount ?? LOADING_WEIGHT) - LOADING_WEIGHT;
+        worker.off("exit", onExit);
+        logger.info({ worker: worker.process.pid, index }, "worker ready");
+        resolve();
+      });
     });
+    ready.catch(() => {}); // an early death is handled by the exit listener below
+    const entry = { gatewayId, index, worker, ready };
+    alive.set(worker, entry);
     logger.info({ worker: worker.process.pid, index }, "worker started");
+    return entry;
   };
 
   cluster.on("exit", (worker, code, signal) => {
-    const index = indexOf.get(worker) ?? 0;
-    indexOf.delete(worker);
-    if (stopping) return;
-    // A worker that keeps dying right after start is restarted with a growing delay.
+    const entry = alive.get(worker);
+    alive.delete(worker);
+    if (stopping || !entry) return;
+    if (options.restartWorkers === false) {
+      logger.warn(
+        { worker: worker.process.pid, index: entry.index, code, signal },
+        "worker exited",
+      );
+      return;
+    }
     const now = Date.now();
-    const recent = (crashes.get(index) ?? []).filter((t) => now - t < 60_000);
+    const recent = (crashes.get(entry.index) ?? []).filter((t) => now - t < 60_000);
     recent.push(now);
-    crashes.set(index, recent);
+    crashes.set(entry.index, recent);
     const delayMs = backoffDelay(recent.length - 1, { initialMs: 100, maxMs: 10_000 });
     logger.warn(
-      { worker: worker.process.pid, index, code, signal, restartInMs: delayMs },
+      { worker: worker.process.pid, index: entry.index, code, signal, restartInMs: delayMs },
       "worker died",
     );
     setTimeout(() => {
-      if (!stopping) fork(index);
+      if (!stopping) fork(entry.index);
     }, delayMs);
   });
 
-  for (let i = 0; i < config.workers; i++) fork(i);
+  return {
+    logger,
+    httpServer,
+    fork: () => fork(nextIndex++),
+    workers: () => [...alive.values()],
+    listen: () =>
+      new Promise<void>((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(config.port, config.host, () => {
+          httpServer.off("error", reject);
+          resolve();
+        });
+      }),
+    async stop() {
+      stopping = true;
+      // Workers drain (their /readyz says 503 through this primary's port), then exit.
+      await Promise.all(
+        [...alive.keys()].map(
+          (worker) =>
+            new Promise<void>((resolve) => {
+              if (worker.isDead()) return resolve();
+              worker.once("exit", () => resolve());
+              // A message, not a signal: a terminal's Ctrl-C already signals the whole process group.
+              worker.send({ type: SHUTDOWN_MESSAGE });
+            }),
+        ),
+      );
+      // Connections handed to workers are gone with them; stop listening and let the process exit.
+      httpServer.close();
+    },
+  };
+}
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(config.port, config.host, () => resolve());
-  });
-  logger.info(
-    { port: config.port, host: config.host, workers: config.workers, backplane: workerBackplane },
+export async function runClusterPrimary(config: Config): Promise<void> {
+  const primary = createClusterPrimary(config);
+  for (let i = 0; i < config.workers; i++) primary.fork();
+  await primary.listen();
+  primary.logger.info(
+    {
+      port: config.port,
+      host: config.host,
+      workers: config.workers,
+      backplane: config.backplane === "memory" ? "cluster" : config.backplane,
+    },
     "cluster listening",
   );
-
-  exitOnSignals(logger, config.shutdownTimeoutMs, async () => {
-    stopping = true;
-    // Workers drain (their /readyz says 503 through this primary's port), then exit.
-    const alive = [...indexOf.keys()];
-    await Promise.all(
-      alive.map(
-        (worker) =>
-          new Promise<void>((resolve) => {
-            if (worker.isDead()) return resolve();
-            worker.once("exit", () => resolve());
-            // A message, not a signal: a terminal's Ctrl-C already signals the whole process group.
-            worker.send({ type: SHUTDOWN_MESSAGE });
-          }),
-      ),
-    );
-    // Connections handed to workers are gone with them; stop listening and let the process exit.
-    httpServer.close();
-  });
+  exitOnSignals(primary.logger, config.shutdownTimeoutMs, () => primary.stop());
 }

@@ -4,9 +4,9 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { parse } from "yaml";
 import { loadConfig, VARIABLES } from "../../services/gateway/config.js";
-import { prepareBrokers, uniqueNames } from "../support/publish.js";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
 import { startGateway } from "../support/gateway-process.js";
+import { prepareBrokers, uniqueNames } from "../support/publish.js";
 import { type ComposeService, durationMs, loadCompose } from "./compose.js";
 import { HAPROXY_CFG } from "./haproxy.js";
 
