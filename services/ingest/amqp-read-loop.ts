@@ -117,7 +117,7 @@ export class AmqpReadLoop {
     if (this.#stopped) return;
     const options = this.#options;
     const check = checkPublishCommand(message.content, { maxBytes: options.maxCommandBytes });
-    if (!check.ok) return this.#deadLetter(message, check);
+    if (!check.ok) return this.#deadLetter(message, { code: check.code, reason: check.reason });
     if (!options.isReady()) {
       // Stop taking commands: closing requeues them, and with a single active consumer the next
       // gateway in line gets them in order. What was handed over is acknowledged first.

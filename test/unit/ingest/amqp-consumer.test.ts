@@ -215,7 +215,7 @@ describe("AMQP ingest: dead letters", () => {
   });
 
   it("a bad command is a dead letter with its reason; the broker refusing the dead letter leaves it on the queue", async () => {
-    const { broker, consuming, acked, deadLetters, handler } = setup();
+    const { broker, consuming, acked, deadLetters, handler, logger } = setup();
     await consuming();
     broker.refusePublishes = true;
     broker.enqueue(QUEUE, command(0));
@@ -230,6 +230,10 @@ describe("AMQP ingest: dead letters", () => {
     expect(deadLetters()).toHaveLength(1);
     expect(deadLetters()[0]).toMatchObject({ body: '{"v":1,"event":', code: "invalid_json" });
     expect(String(deadLetters()[0]?.reason)).toMatch(/^not JSON/);
+    const logged = logger.lines.filter((line) => line.message === "dead letter");
+    expect(logged.map((line) => Object.keys(line.fields).sort())).toEqual([
+      ["code", "messageId", "queue", "reason"],
+    ]);
     expect(handler.delivered).toEqual(["c-0", "c-2"]);
   });
 });
