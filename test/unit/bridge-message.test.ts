@@ -1,10 +1,12 @@
 import { execFileSync } from "node:child_process";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   type DecodeOptions,
   decodeMessage,
   MessageRejected,
 } from "../../services/bridge/message.js";
+import { encodeEmit, SWITCHBOARD_HOST_ID } from "../../services/bridge/outgoing.js";
 
 const PYTHON = "/usr/bin/python3";
 const OPTIONS: DecodeOptions = {
@@ -203,5 +205,84 @@ describe("python-socketio messages as the bridge reads them", () => {
         maxBytes: 100,
       }).reason,
     ).toMatch(/exceeds 100/);
+  });
+});
+
+describe("what migration mode puts on the channel", () => {
+  const emit = {
+    event: "news",
+    args: [{ file: Buffer.from([1, 2, 3]), text: "t" }, 7],
+    namespace: "/",
+    rooms: ["r1"],
+    skipSids: ["sid1"],
+  };
+
+  it("reads back as the same emit, binary included, with Switchboard's host id (args)", () => {
+    const text = encodeEmit(emit, "args");
+    expect(JSON.parse(text)).toMatchObject({
+      method: "emit",
+      binary: true,
+      room: "r1",
+      skip_sid: "sid1",
+      callback: null,
+      host_id: SWITCHBOARD_HOST_ID,
+    });
+    const { message } = decodeMessage(Buffer.from(text), OPTIONS);
+    expect(message).toMatchObject({
+      method: "emit",
+      event: "news",
+      args: emit.args,
+      hostId: SWITCHBOARD_HOST_ID,
+    });
+  });
+
+  it("sends the first argument alone in single mode", () => {
+    const text = encodeEmit({ ...emit, args: [{ a: 1 }], rooms: null, skipSids: [] }, "single");
+    expect(JSON.parse(text)).toMatchObject({ data: { a: 1 }, room: null, skip_sid: null });
+    expect(text).not.toContain("binary");
+  });
+});
+
+describe("decoding never fails with anything but a rejection", () => {
+  it("on random text and bytes", () => {
+    const check = (body: Buffer) => {
+      try {
+        decodeMessage(body, OPTIONS);
+      } catch (err) {
+        if (!(err instanceof MessageRejected)) throw err;
+      }
+    };
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (text) => check(Buffer.from(text))),
+      {
+        numRuns: 3000,
+        seed: 3,
+      },
+    );
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 5 }), (value) => {
+        check(Buffer.from(JSON.stringify(value)));
+        check(
+          Buffer.from(
+            JSON.stringify({
+              method: "emit",
+              event: "e",
+              data: value,
+              room: value,
+              skip_sid: value,
+              binary: value,
+            }),
+          ),
+        );
+      }),
+      { numRuns: 3000, seed: 4 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => check(Buffer.from(bytes))),
+      {
+        numRuns: 3000,
+        seed: 5,
+      },
+    );
   });
 });
