@@ -1,10 +1,7 @@
-import { createAdapter as createClusterAdapter } from "@socket.io/cluster-adapter";
 import type { Namespace, ServerOptions } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { createAmqpBackplane } from "./amqp/backplane.js";
-import { createRedisBackplane } from "./redis/index.js";
 
 /** The values of `BACKPLANE`, each a way to carry traffic between gateways. */
 export const BACKPLANES = [
@@ -79,7 +76,9 @@ export async function createBackplane(
     case "cluster":
       return {
         kind: "cluster",
-        adapter: createClusterAdapter(heartbeat) as unknown as (nsp: Namespace) => Adapter,
+        adapter: (await import("@socket.io/cluster-adapter")).createAdapter(
+          heartbeat,
+        ) as unknown as (nsp: Namespace) => Adapter,
         serverOptions: {},
         // The primary relays all cluster traffic; the IPC channel to it is the backplane.
         isConnected: () => process.connected === true,
@@ -88,6 +87,7 @@ export async function createBackplane(
     case "redis":
     case "redis-sharded":
     case "redis-streams": {
+      const { createRedisBackplane } = await import("./redis/index.js");
       const redis = createRedisBackplane(config.backplane, {
         url: requireUrl(config.redisUrl, "REDIS_URL", config.backplane),
         cluster: config.redisCluster,
@@ -115,6 +115,7 @@ export async function createBackplane(
       };
     }
     case "amqp": {
+      const { createAmqpBackplane } = await import("./amqp/backplane.js");
       const amqp = await createAmqpBackplane({
         url: requireUrl(config.amqpUrl, "AMQP_URL", "amqp"),
         exchange: config.amqpExchange,

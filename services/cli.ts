@@ -1,6 +1,4 @@
 import cluster from "node:cluster";
-import { runClusterPrimary } from "./cluster/primary.js";
-import { runClusterWorker } from "./cluster/worker.js";
 import { loadConfigOrExit, runGateway } from "./gateway/main.js";
 
 const USAGE = `usage: switchboard <command>
@@ -15,6 +13,7 @@ commands:
 
 async function main(argv: string[]): Promise<void> {
   if (cluster.isWorker) {
+    const { runClusterWorker } = await import("./cluster/worker.js");
     await runClusterWorker(loadConfigOrExit(process.env));
     return;
   }
@@ -23,9 +22,11 @@ async function main(argv: string[]): Promise<void> {
     case "gateway":
       await runGateway(loadConfigOrExit(process.env));
       return;
-    case "cluster":
+    case "cluster": {
+      const { runClusterPrimary } = await import("./cluster/primary.js");
       await runClusterPrimary(loadConfigOrExit(process.env));
       return;
+    }
     case "publish": {
       const { runPublishCli, PUBLISH_USAGE } = await import("./publisher/cli.js");
       if (argv.includes("--help") || argv.includes("-h")) {

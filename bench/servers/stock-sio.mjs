@@ -4,8 +4,6 @@
 // No Switchboard code: this is what Switchboard is compared against.
 //   node stock-sio.mjs <port> [redis://...]
 import { createServer } from "node:http";
-import { createAdapter } from "@socket.io/redis-adapter";
-import { Redis } from "ioredis";
 import { Server } from "socket.io";
 
 const port = Number(process.argv[2] ?? 3000);
@@ -13,6 +11,9 @@ const redisUrl = process.argv[3];
 const http = createServer();
 const io = new Server(http, { serveClient: false });
 if (redisUrl) {
+  // Loaded only for the redis cells, so the in-memory baseline's base RSS is Socket.IO's alone.
+  const { createAdapter } = await import("@socket.io/redis-adapter");
+  const { Redis } = await import("ioredis");
   const pub = new Redis(redisUrl);
   const sub = pub.duplicate();
   io.adapter(createAdapter(pub, sub));

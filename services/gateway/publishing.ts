@@ -1,5 +1,4 @@
-import { startGatewayBridge } from "../bridge/gateway.js";
-import { type Ingest, startAmqpIngest, startRedisIngest } from "../ingest/index.js";
+import type { Ingest } from "../ingest/index.js";
 import type { Config } from "./config.js";
 import { deliver } from "./deliver.js";
 import type { Logger } from "./logger.js";
@@ -22,7 +21,11 @@ export async function startPublishing(
   const isReady = () => gateway.readiness().ready;
   const { pythonBridgeUrl } = config;
   const bridge = pythonBridgeUrl
-    ? await startGatewayBridge(gateway, { ...config, pythonBridgeUrl }, logger)
+    ? await (await import("../bridge/gateway.js")).startGatewayBridge(
+        gateway,
+        { ...config, pythonBridgeUrl },
+        logger,
+      )
     : undefined;
   const handle = (command: Parameters<typeof deliver>[1]) => {
     deliver(gateway.io, command);
@@ -44,6 +47,8 @@ export async function startPublishing(
     logger.info("INGEST=off: not consuming the publish queue or stream");
     return;
   }
+  // Loaded only when used: a gateway without ingest does not carry the broker clients' code.
+  const { startAmqpIngest, startRedisIngest } = await import("../ingest/index.js");
   const common = {
     handle,
     isReady,
