@@ -43,15 +43,13 @@ const url = (protocols: readonly string[]) =>
     )
     .optional();
 
-const list = z
-  .string()
-  .transform((value) =>
-    value
-      .split(",")
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
-  )
-  .default([]);
+const splitList = (value: string): string[] =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+
+const list = z.string().transform(splitList).default([]);
 
 const flag = (fallback: "on" | "off") =>
   z
@@ -62,12 +60,7 @@ const flag = (fallback: "on" | "off") =>
 /** Comma-separated room patterns (services/gateway/rights.ts); unset is not the same as empty. */
 const patterns = z
   .string()
-  .transform((value) =>
-    value
-      .split(",")
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
-  )
+  .transform(splitList)
   .refine((items) => items.every(isValidPattern), PATTERN_RULE)
   .refine((items) => items.length <= MAX_PATTERNS, `must hold at most ${MAX_PATTERNS} patterns`)
   .optional();
