@@ -5,7 +5,7 @@ import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 /**
  * Wire version, the first byte of every frame. Bump it when the envelope
  * changes incompatibly: a node then drops (and counts) frames of the other
- * version instead of misreading them (ARCHITECTURE.md, "Encoding").
+ * version instead of misreading them (docs/BACKPLANES.md).
  */
 export const WIRE_VERSION = 1;
 

@@ -19,7 +19,7 @@ export interface TimelinePoint {
 
 /**
  * The report `--json` writes. `sent`, `expected`, `delivered`, `lost`, `duplicates` and
- * `latencyMs` are a fixed contract (ARCHITECTURE.md); the rest may grow.
+ * `latencyMs` are a fixed contract (docs/ARCHITECTURE.md, "Fixed names"); the rest may grow.
  */
 export interface LoadtestReport {
   version: 1;

@@ -12,7 +12,7 @@ import { requestCases } from "./cases/requests.js";
 import { PROCESSES, SuiteContext } from "./context.js";
 
 /**
- * The backplane conformance suite (ARCHITECTURE.md, issue 3): the same cases for every backplane,
+ * The backplane conformance suite (docs/ARCHITECTURE.md, "Tests"): the same cases for every backplane,
  * against real gateway processes (test/support/harness) on a real broker. The processes are
  * shared by the cases of one backplane; each case uses rooms of its own and closes its clients.
  *
