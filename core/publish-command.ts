@@ -36,7 +36,8 @@ export const redisDeadStream = (stream: string): string => `${stream}:dead`;
  */
 export const MAX_COMMAND_DEPTH = 32;
 
-const NAMESPACE_PATTERN = /^\/[A-Za-z0-9:_.@/-]{0,199}$/;
+/** Namespace names: `/` then up to 199 chars of [A-Za-z0-9:_.@/-]. */
+export const NAMESPACE_PATTERN = /^\/[A-Za-z0-9:_.@/-]{0,199}$/;
 export const MAX_ROOMS_PER_COMMAND = 1000;
 
 const ROOM_RULE = "must be 1-200 chars of [A-Za-z0-9:_.@/-]";

@@ -2,7 +2,7 @@ import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
 import { BACKPLANES } from "../../adapters/backplane.js";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
-import { PUBLISH_DEFAULTS } from "../../core/publish-command.js";
+import { NAMESPACE_PATTERN, PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import { redactSetting } from "../../core/redact.js";
 import { isValidPattern, MAX_PATTERNS, PATTERN_RULE } from "./rights.js";
 
@@ -87,6 +87,22 @@ const schema = z
       .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be 1-200 chars of [A-Za-z0-9_.:-]")
       .default("socket.io"),
     AMQP_ROOM_ROUTING: flag("on"),
+    /** Namespaces clients may connect to and publish commands may name. */
+    NAMESPACES: z
+      .string()
+      .transform((value) =>
+        value
+          .split(",")
+          .map((item) => item.trim())
+          .filter((item) => item.length > 0),
+      )
+      .refine(
+        (items) => items.length > 0 && items.every((item) => NAMESPACE_PATTERN.test(item)),
+        "must be namespaces like /,/chat: each / then up to 199 chars of [A-Za-z0-9:_.@/-]",
+      )
+      .refine((items) => items.length <= 100, "must hold at most 100 namespaces")
+      .transform((items) => [...new Set(items)])
+      .default(["/"]),
     CORS_ORIGINS: list,
     LOG_LEVEL: z
       .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` })

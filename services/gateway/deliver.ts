@@ -1,4 +1,5 @@
 import type { Server } from "socket.io";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import type { PublishCommand } from "../../core/publish-command.js";
 
 /** What clients receive after `data` when the command has an `id`. */
@@ -9,8 +10,9 @@ export interface DeliveryMeta {
 /**
  * The one place every external publishing path ends (queue, stream, HTTP): emits the command's
  * `event` to its `rooms` minus `except` in its `namespace`, through the gateway's adapter, that
- * is the backplane. Returns once the broadcast was handed to the adapter; throws only on a
- * programming error (the command must have passed `checkPublishCommand`).
+ * is the backplane. Returns once the broadcast was handed to the adapter. Throws
+ * SWB_ERR_INVALID_ARGUMENT for a namespace the gateway does not serve (a command that will never
+ * be deliverable: the queue paths dead-letter it at once, HTTP answers 400).
  *
  * Clients receive `data` (null when absent) as the event's first argument and, when the command
  * has an `id`, `{id}` as a second one: `socket.on("message", (data, meta) => …)`. A one-argument
@@ -18,9 +20,17 @@ export interface DeliveryMeta {
  * docs/PROTOCOL.md. At-least-once paths may deliver a command twice: both copies carry the same id.
  */
 export function deliver(io: Server, command: PublishCommand): void {
-  // io.of() creates a namespace it does not know yet: the adapter of that namespace is what
-  // publishes to the other gateways, whose clients may be connected to it.
-  let target = io.of(command.namespace ?? "/").except(command.except ?? []);
+  const name = command.namespace ?? "/";
+  // io.of() would create a namespace it does not know: adapter state, subscriptions or bindings
+  // and heartbeats on every gateway, forever. The gateway creates those of NAMESPACES at start.
+  const namespace = io._nsps.get(name);
+  if (!namespace) {
+    throw new SwitchboardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `namespace ${JSON.stringify(name)} is not served (NAMESPACES)`,
+    );
+  }
+  let target = namespace.except(command.except ?? []);
   if (command.rooms !== undefined) target = target.to(command.rooms);
   const data = command.data ?? null;
   if (command.id === undefined) target.emit(command.event, data);

@@ -6,6 +6,8 @@ import { setIdentity, userRoom } from "./session.js";
 
 /**
  * The namespace middleware every Socket.IO connection passes before `connect`:
+ * 0. only namespaces of NAMESPACES (a namespace costs adapter state, bindings and heartbeats on
+ *    every gateway, so neither clients nor server-side code create others for clients);
  * 1. one socket per namespace per Engine.IO connection (a second CONNECT packet for a namespace
  *    the connection already has, or is being admitted to, is refused);
  * 2. the token is authenticated, and a client with a `sub` is put in `user:<sub>`.
@@ -13,16 +15,23 @@ import { setIdentity, userRoom } from "./session.js";
  * A refused client gets `connect_error` with a short `message` and `data.code`, never details.
  */
 
-export type HandshakeRefusal = AuthFailureCode | "duplicate_namespace" | "internal";
+export type HandshakeRefusal =
+  | AuthFailureCode
+  | "unknown_namespace"
+  | "duplicate_namespace"
+  | "internal";
 
 const MESSAGES: Record<HandshakeRefusal, string> = {
   ...AUTH_FAILURES,
+  unknown_namespace: "unknown namespace",
   duplicate_namespace: "already connected to this namespace",
   internal: "internal error",
 };
 
 export interface HandshakeOptions {
   authenticator: Authenticator;
+  /** NAMESPACES: a client connecting to any other namespace is refused. */
+  namespaces: ReadonlySet<string>;
   logger: Logger;
   /** Called once per refused handshake, for metrics. */
   onRefused?: (code: HandshakeRefusal) => void;
@@ -85,6 +94,9 @@ export function createHandshake(options: HandshakeOptions): Middleware {
 
   return (socket, next) => {
     const nsp = socket.nsp.name;
+    if (!options.namespaces.has(nsp)) {
+      return next(refusal(socket, "unknown_namespace", "not in NAMESPACES"));
+    }
     let names = claimed.get(socket.client);
     if (!names) {
       names = new Set();

@@ -57,6 +57,9 @@ interface ClientState {
 
 const PUBLISH_KEYS = new Set(["room", "event", "data"]);
 
+/** The metric label and log value of every event the protocol does not know. */
+export const UNKNOWN_EVENT = "(unknown)";
+
 /**
  * The client protocol (docs/PROTOCOL.md): `join`, `leave`, `publish`, `refresh`, `whoami`, each
  * with an ack.
@@ -166,11 +169,13 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
   function onClientEvent(this: Socket, event: unknown, ...args: unknown[]): void {
     const state = states.get(this);
     if (state === undefined) return;
-    const name = String(event);
+    const handler = typeof event === "string" ? handlers.get(event) : undefined;
+    // Names clients choose never become metric labels or log fields as they are: one label for
+    // every unknown event keeps /metrics bounded whatever clients send.
+    const name = handler === undefined ? UNKNOWN_EVENT : (event as string);
     const last = args.length > 0 ? args[args.length - 1] : undefined;
     const ack = typeof last === "function" ? (last as Ack) : undefined;
     if (!state.bucket.take()) return refuse(this, state, name, ack, "rate_limited");
-    const handler = typeof event === "string" ? handlers.get(event) : undefined;
     if (handler === undefined) return refuse(this, state, name, ack, "unknown_event");
     if (ack === undefined) {
       onEvent?.(name, "invalid_payload");

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { ErrorCode, isSwitchboardError } from "../../core/errors.js";
 import { checkPublishCommand, type PublishCommand } from "../../core/publish-command.js";
 import { send } from "./http.js";
 import type { Logger } from "./logger.js";
@@ -79,6 +80,10 @@ export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
         try {
           options.deliver(check.command);
         } catch (err) {
+          // A command that can never be delivered (a namespace not served) is the caller's error.
+          if (isSwitchboardError(err, ErrorCode.INVALID_ARGUMENT)) {
+            return reply(400, { error: "invalid_command", reason: err.message });
+          }
           logger.error({ err }, "publish over HTTP failed");
           return reply(500, { error: "internal" });
         }

@@ -10,6 +10,7 @@ import { Server, type Socket } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
 import type { Config } from "./config.js";
+import { guardConnectPackets } from "./connection-guard.js";
 import { createHandshake } from "./handshake.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./logger.js";
@@ -104,13 +105,21 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
 
   const authenticator = options.authenticator ?? devAuthenticator();
+  const namespaces = new Set(config.namespaces);
   const handshake = createHandshake({
     authenticator,
+    namespaces,
     logger,
     onRefused: (code) => metrics.handshakeRefusals.inc({ code }),
   });
+  guardConnectPackets(io, {
+    namespaces: namespaces.size,
+    logger,
+    onClosed: () => metrics.handshakeRefusals.inc({ code: "connect_flood" }),
+  });
+  // Every namespace admits clients only through the handshake, also one that server-side code
+  // creates later (which the handshake then refuses unless it is in NAMESPACES).
   io.use(handshake);
-  // Every namespace, also one created later, admits clients only through the handshake.
   io.on("new_namespace", (namespace) => namespace.use(handshake));
 
   // One protocol, one disconnect listener for every socket: nothing is built per connection.
@@ -133,12 +142,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics.disconnects.inc({ reason });
     logger.debug({ socket: this.id, reason }, "client disconnected");
   }
-  io.on("connection", (socket) => {
-    logger.debug({ socket: socket.id, recovered: socket.recovered }, "client connected");
+  const onConnection = (socket: Socket) => {
+    logger.debug(
+      { socket: socket.id, nsp: socket.nsp.name, recovered: socket.recovered },
+      "client connected",
+    );
     startSession(socket, logger);
     attachProtocol(socket);
     socket.on("disconnect", onDisconnect);
-  });
+  };
+  for (const name of namespaces) io.of(name).on("connection", onConnection);
 
   const shutdown = async () => {
     draining = true;

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { VARIABLES } from "../../services/gateway/config.js";
+import { SECOND_NAMESPACE } from "./harness/protocol.js";
 import { freePort } from "./ports.js";
 import { waitFor } from "./wait.js";
 
@@ -55,6 +56,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   Object.assign(
     env,
     { HOST: "127.0.0.1", LOG_LEVEL: "warn", SHUTDOWN_DRAIN_MS: "0" },
+    // The harness serves a second namespace (harness/ops.ts): clients may connect to it.
+    mode === "harness" ? { NAMESPACES: `/,${SECOND_NAMESPACE}` } : {},
     options.env,
     {
       PORT: String(port),

@@ -72,4 +72,16 @@ describe("deliver: the emit every publishing path ends in", () => {
     expect(admin).toEqual([[null]]);
     expect(root).toEqual([["root"]]);
   });
+
+  it("refuses a namespace the server does not have, without creating it", async () => {
+    const { io } = await setUp();
+    const before = [...io._nsps.keys()];
+    expect(() => deliver(io, { v: 1, namespace: "/../..", event: "message" })).toThrow(
+      expect.objectContaining({
+        code: "SWB_ERR_INVALID_ARGUMENT",
+        message: 'namespace "/../.." is not served (NAMESPACES)',
+      }),
+    );
+    expect([...io._nsps.keys()]).toEqual(before);
+  });
 });
