@@ -12,17 +12,21 @@ export interface Bucket {
   connected: Map<number, number>;
 }
 
-interface WorkerCpu {
+interface WorkerLoad {
   /** CPU µs and wall ms while publishing (or storming). */
   cpuMicros: number;
   wallMs: number;
   /** Highest CPU share of one interval, as a fraction of one core. */
   peak: number;
+  /** Sum of the intervals' event-loop p99 (for the average), their count, the worst delay. */
+  loopP99SumMs: number;
+  intervals: number;
+  loopMaxMs: number;
 }
 
 /**
  * Folds the workers' interval reports into run totals, a per-second timeline and per-worker
- * CPU. Pure bookkeeping, no I/O: the report is built from it.
+ * CPU and event-loop delay. Pure bookkeeping, no I/O: the report is built from it.
  */
 export class RunAggregator {
   sent = 0;
@@ -40,7 +44,7 @@ export class RunAggregator {
   readonly latency = new LatencyHistogram();
   readonly connectTime = new LatencyHistogram();
   readonly buckets = new Map<number, Bucket>();
-  readonly cpu = new Map<number, WorkerCpu>();
+  readonly load = new Map<number, WorkerLoad>();
   readonly connected = new Map<number, number>();
   /** Room index -> clients that joined it during setup. */
   members: number[];
@@ -135,11 +139,21 @@ export class RunAggregator {
     bucket.connected.set(stats.worker, stats.connected);
 
     if (this.startAt !== undefined && stats.at > this.startAt && stats.intervalMs > 0) {
-      const cpu = this.cpu.get(stats.worker) ?? { cpuMicros: 0, wallMs: 0, peak: 0 };
-      cpu.cpuMicros += stats.cpuMicros;
-      cpu.wallMs += stats.intervalMs;
-      cpu.peak = Math.max(cpu.peak, stats.cpuMicros / 1000 / stats.intervalMs);
-      this.cpu.set(stats.worker, cpu);
+      const load = this.load.get(stats.worker) ?? {
+        cpuMicros: 0,
+        wallMs: 0,
+        peak: 0,
+        loopP99SumMs: 0,
+        intervals: 0,
+        loopMaxMs: 0,
+      };
+      load.cpuMicros += stats.cpuMicros;
+      load.wallMs += stats.intervalMs;
+      load.peak = Math.max(load.peak, stats.cpuMicros / 1000 / stats.intervalMs);
+      load.loopP99SumMs += stats.eventLoopP99Ms;
+      load.intervals += 1;
+      load.loopMaxMs = Math.max(load.loopMaxMs, stats.eventLoopMaxMs);
+      this.load.set(stats.worker, load);
     }
   }
 }

@@ -56,8 +56,8 @@ export function renderHtml(report: LoadtestReport): string {
       `${report.connections.disconnects} / ${report.connections.reconnects}`,
     ],
     [
-      "generator CPU (per worker)",
-      `${report.generator.workerCpuPercent.map((w) => `${w.average}%`).join(", ") || "n/a"}${report.generator.saturated ? " — saturated" : ""}`,
+      "generator CPU / event-loop delay p99 (per worker)",
+      `${report.generator.perWorker.map((w) => `${w.cpuPercent.average}% / ${w.eventLoopDelayMs.p99} ms`).join(", ") || "n/a"}${report.generator.saturated ? ` — saturated: ${report.generator.saturation}` : ""}`,
     ],
   );
   const list = (record: Record<string, number>) =>

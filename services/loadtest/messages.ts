@@ -36,6 +36,9 @@ export interface WorkerStats {
   connectTime: EncodedHistogram;
   /** CPU time this worker used in the interval, µs (user + system). */
   cpuMicros: number;
+  /** The worker's event-loop delay in the interval (p99 and max, ms): how late its timers ran. */
+  eventLoopP99Ms: number;
+  eventLoopMaxMs: number;
   intervalMs: number;
 }
 

@@ -4,6 +4,20 @@ import type { LoadtestOptions, LossLimit } from "./options.js";
 
 /** A worker using this share of one core (on average while publishing) is the bottleneck. */
 export const SATURATED_CPU = 0.85;
+/**
+ * A worker whose event loop ran this late (average of the per-second p99s) timestamps messages
+ * late: the latencies then include the generator's own delay, whatever its CPU says (a machine
+ * busy with other work starves the generator without its CPU share rising).
+ */
+export const SATURATED_LOOP_DELAY_MS = 50;
+
+export interface WorkerLoadReport {
+  worker: number;
+  /** CPU as a percentage of one core while publishing: average and busiest second. */
+  cpuPercent: { average: number; peak: number };
+  /** Event-loop delay while publishing: average of the per-second p99s, and the worst. */
+  eventLoopDelayMs: { p99: number; max: number };
+}
 
 export interface TimelinePoint {
   /** Seconds since publishing started (negative: connecting). */
@@ -75,9 +89,12 @@ export interface LoadtestReport {
   generator: {
     workers: number;
     cores: number;
-    /** Per worker: average and peak CPU as a percentage of one core while publishing. */
-    workerCpuPercent: { worker: number; average: number; peak: number }[];
+    perWorker: WorkerLoadReport[];
+    /** True when a worker was busy or late enough that the figures measure the generator. */
     saturated: boolean;
+    /** Why `saturated` is true, in a sentence. */
+    saturation: string | undefined;
+    /** The machine's 1/5/15-minute load averages at the end (above `cores`: it was busy). */
     loadAverage: number[];
   };
   thresholds: {
@@ -112,12 +129,18 @@ export function buildReport(agg: RunAggregator, meta: ReportMeta): LoadtestRepor
   const perSec = (n: number, ms: number) => (ms > 0 ? round((n * 1000) / ms, 1) : 0);
   const latencyMs = agg.latency.summary();
   const connect = agg.connectTime.summary();
-  const workerCpuPercent = [...agg.cpu.entries()]
+  const perWorker: WorkerLoadReport[] = [...agg.load.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([worker, cpu]) => ({
+    .map(([worker, load]) => ({
       worker,
-      average: round(cpu.wallMs > 0 ? (cpu.cpuMicros / 1000 / cpu.wallMs) * 100 : 0, 1),
-      peak: round(cpu.peak * 100, 1),
+      cpuPercent: {
+        average: round(load.wallMs > 0 ? (load.cpuMicros / 1000 / load.wallMs) * 100 : 0, 1),
+        peak: round(load.peak * 100, 1),
+      },
+      eventLoopDelayMs: {
+        p99: round(load.intervals > 0 ? load.loopP99SumMs / load.intervals : 0, 1),
+        max: round(load.loopMaxMs, 1),
+      },
     }));
   const members = agg.members.reduce((a, b) => a + b, 0);
   const report: LoadtestReport = {
@@ -171,8 +194,8 @@ export function buildReport(agg: RunAggregator, meta: ReportMeta): LoadtestRepor
     generator: {
       workers: options.workers,
       cores: meta.cores,
-      workerCpuPercent,
-      saturated: workerCpuPercent.some((w) => w.average >= SATURATED_CPU * 100),
+      perWorker,
+      ...saturation(perWorker),
       loadAverage: meta.loadAverage.map((l) => round(l, 2)),
     },
     thresholds: { maxLoss: options.maxLoss, maxP99Ms: options.maxP99Ms, failures: [] },
@@ -181,6 +204,27 @@ export function buildReport(agg: RunAggregator, meta: ReportMeta): LoadtestRepor
   };
   report.thresholds.failures = checkThresholds(report);
   return report;
+}
+
+function saturation(perWorker: WorkerLoadReport[]): {
+  saturated: boolean;
+  saturation: string | undefined;
+} {
+  const busy = perWorker.find((w) => w.cpuPercent.average >= SATURATED_CPU * 100);
+  if (busy) {
+    return {
+      saturated: true,
+      saturation: `worker ${busy.worker} used ${busy.cpuPercent.average}% of a core`,
+    };
+  }
+  const late = perWorker.find((w) => w.eventLoopDelayMs.p99 >= SATURATED_LOOP_DELAY_MS);
+  if (late) {
+    return {
+      saturated: true,
+      saturation: `worker ${late.worker}'s event loop ran up to ${late.eventLoopDelayMs.p99} ms late (p99)`,
+    };
+  }
+  return { saturated: false, saturation: undefined };
 }
 
 function timeline(agg: RunAggregator): TimelinePoint[] {
@@ -269,14 +313,19 @@ export function formatSummary(report: LoadtestReport): string {
   lines.push(
     `  errors     ${errors.length === 0 ? "none" : errors.map(([k, n]) => `${k} ×${n}`).join(", ")}`,
   );
-  const cpu = report.generator.workerCpuPercent.map((w) => `${w.average}%`).join(", ");
+  const g = report.generator;
+  const cpu = g.perWorker.map((w) => `${w.cpuPercent.average}%`).join(", ");
+  const loop = g.perWorker.map((w) => `${w.eventLoopDelayMs.p99} ms`).join(", ");
   lines.push(
-    `  generator  ${report.generator.workers} workers, CPU ${cpu || "n/a"} of a core each` +
-      `, load average ${report.generator.loadAverage.join(" ")} on ${report.generator.cores} cores` +
-      (report.generator.saturated
-        ? " — SATURATED: the generator may be the bottleneck, add --workers or machines"
-        : ""),
+    `  generator  ${g.workers} workers, CPU ${cpu || "n/a"} of a core, event-loop delay p99 ` +
+      `${loop || "n/a"}; load average ${g.loadAverage.join(" ")} on ${g.cores} cores`,
   );
+  if (g.saturated) {
+    lines.push(
+      `  SATURATED  ${g.saturation}: the figures include the generator's own delay; ` +
+        "add --workers, a quieter machine or more machines",
+    );
+  }
   for (const failure of report.thresholds.failures) lines.push(`  FAIL       ${failure}`);
   return `${lines.join("\n")}\n`;
 }

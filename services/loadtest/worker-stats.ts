@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { LatencyHistogram } from "./histogram.js";
 import type { WorkerStats } from "./messages.js";
 
@@ -19,8 +20,11 @@ export class IntervalStats {
   private gateways = new Map<string, number>();
   private lastAt = Date.now();
   private lastCpu = process.cpuUsage();
+  /** A late event loop delays every receive timestamp: the report says how late it ran. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(private readonly rooms: number) {
+    this.loopDelay.enable();
     this.countedByRoom = new Array<number>(rooms).fill(0);
     this.selfByRoom = new Array<number>(rooms).fill(0);
   }
@@ -57,6 +61,8 @@ export class IntervalStats {
       latency: this.latency.encode(),
       connectTime: this.connectTime.encode(),
       cpuMicros: cpu.user + cpu.system,
+      eventLoopP99Ms: this.loopDelay.count > 0 ? this.loopDelay.percentile(99) / 1e6 : 0,
+      eventLoopMaxMs: this.loopDelay.count > 0 ? this.loopDelay.max / 1e6 : 0,
       intervalMs: at - this.lastAt,
     };
     this.lastAt = at;
@@ -72,6 +78,7 @@ export class IntervalStats {
     this.selfByRoom = new Array<number>(this.rooms).fill(0);
     this.latency.reset();
     this.connectTime.reset();
+    this.loopDelay.reset();
     this.errors = new Map();
     this.gateways = new Map();
     return stats;

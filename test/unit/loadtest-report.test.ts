@@ -98,6 +98,8 @@ const empty = (worker: number, at: number): WorkerStats => ({
   latency: new LatencyHistogram().encode(),
   connectTime: new LatencyHistogram().encode(),
   cpuMicros: 0,
+  eventLoopP99Ms: 1,
+  eventLoopMaxMs: 2,
   intervalMs: 1000,
 });
 
@@ -189,12 +191,32 @@ describe("load-test report", () => {
 
   it("flags a generator worker that used most of a core as saturated", () => {
     const report = buildReport(sampleRun(56), meta);
-    expect(report.generator.workerCpuPercent).toEqual([
-      { worker: 0, average: 95, peak: 95 },
-      { worker: 1, average: 10, peak: 10 },
+    expect(report.generator.perWorker).toEqual([
+      { worker: 0, cpuPercent: { average: 95, peak: 95 }, eventLoopDelayMs: { p99: 1, max: 2 } },
+      { worker: 1, cpuPercent: { average: 10, peak: 10 }, eventLoopDelayMs: { p99: 1, max: 2 } },
     ]);
     expect(report.generator.saturated).toBe(true);
+    expect(report.generator.saturation).toBe("worker 0 used 95% of a core");
     expect(formatSummary(report)).toContain("SATURATED");
+  });
+
+  it("flags a generator whose event loop ran late, even with little CPU (a starved machine)", () => {
+    const agg = new RunAggregator(1);
+    agg.startAt = 0;
+    for (const at of [1000, 2000]) {
+      agg.add({ ...empty(0, at), countedByRoom: [0], selfByRoom: [0], eventLoopP99Ms: 80 });
+    }
+    const report = buildReport(agg, meta);
+    expect(report.generator.perWorker[0]?.cpuPercent.average).toBe(0);
+    expect(report.generator.saturated).toBe(true);
+    expect(report.generator.saturation).toContain("80 ms late");
+  });
+
+  it("does not flag a generator with CPU and time to spare", () => {
+    const agg = new RunAggregator(1);
+    agg.startAt = 0;
+    agg.add({ ...empty(0, 1000), countedByRoom: [0], selfByRoom: [0], cpuMicros: 300_000 });
+    expect(buildReport(agg, meta).generator).toMatchObject({ saturated: false });
   });
 
   it("puts each interval into the second of the run it covered", () => {
