@@ -85,17 +85,26 @@ export class IntervalStats {
   }
 }
 
-/** A short, stable error kind from an error or reason: `connect:websocket error`. */
+/**
+ * A short, stable error kind from an error or reason: `connect:websocket error (ECONNREFUSED)`.
+ * Socket.IO's transport errors carry the network error in `description` (an Error, or the
+ * WebSocket's error event holding it in `error`).
+ */
 export function errorKind(prefix: string, reason: unknown): string {
   let text: string;
   if (reason instanceof Error) {
     const code = (reason as NodeJS.ErrnoException).code;
-    const description = (reason as { description?: unknown }).description;
-    const cause =
-      description instanceof Error ? ((description as NodeJS.ErrnoException).code ?? "") : "";
+    const cause = networkCode((reason as { description?: unknown }).description);
     text = code ?? (cause ? `${reason.message} (${cause})` : reason.message);
   } else {
     text = String(reason);
   }
   return `${prefix}:${text.replace(/\s+/g, " ").slice(0, 80)}`;
+}
+
+function networkCode(description: unknown): string | undefined {
+  if (typeof description !== "object" || description === null) return undefined;
+  const d = description as { code?: unknown; error?: { code?: unknown } };
+  const code = d.code ?? d.error?.code;
+  return typeof code === "string" ? code : undefined;
 }
