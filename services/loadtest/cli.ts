@@ -1,5 +1,6 @@
+import { ErrorCode, isSwitchboardError } from "../../core/errors.js";
 import { runLoadtest } from "./coordinator.js";
-import { LOADTEST_USAGE, parseLoadtestArgs, UsageError } from "./options.js";
+import { LOADTEST_USAGE, parseLoadtestArgs } from "./options.js";
 import { formatSummary } from "./report.js";
 
 export { LOADTEST_USAGE };
@@ -10,7 +11,7 @@ export async function runLoadtestCli(argv: string[]): Promise<number> {
   try {
     options = parseLoadtestArgs(argv);
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
+    if (!isSwitchboardError(err, ErrorCode.USAGE)) throw err;
     process.stderr.write(`switchboard loadtest: ${err.message}\n\n${LOADTEST_USAGE}`);
     return 64; // EX_USAGE
   }

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
+import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 
 export const LOADTEST_USAGE = `usage: switchboard loadtest --url URL[,URL…] [options]
 
@@ -95,10 +96,8 @@ export interface LoadtestOptions {
   maxP99Ms: number | undefined;
 }
 
-/** A bad command line; the message names the flag. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
+/** A bad command line (code SWB_ERR_USAGE, exit 64); the message names the flag. */
+const usage = (message: string) => new SwitchboardError(ErrorCode.USAGE, message);
 
 const STEADY_ONLY = ["rooms", "rate", "payload", "publishers", "publish-via", "max-loss"] as const;
 
@@ -108,16 +107,16 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
     parsed = parse(argv);
   } catch (err) {
     // parseArgs throws TypeErrors for unknown flags and missing values.
-    throw new UsageError((err as Error).message);
+    throw usage((err as Error).message);
   }
   const { values: v, positionals } = parsed;
   if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    throw usage(`unexpected argument ${JSON.stringify(positionals[0])}`);
   }
   const scenario = oneOf("scenario", v.scenario ?? "steady", ["steady", "connect-storm"] as const);
   if (scenario === "connect-storm") {
     for (const flag of STEADY_ONLY) {
-      if (v[flag] !== undefined) throw new UsageError(`--${flag} does not apply to connect-storm`);
+      if (v[flag] !== undefined) throw usage(`--${flag} does not apply to connect-storm`);
     }
   }
   const urls = (v.url ?? "http://localhost:3000").split(",").map((u) => u.trim());
@@ -133,7 +132,7 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
     "http",
   ] as const);
   if (publishVia !== "client" && v.publishers !== undefined) {
-    throw new UsageError("--publishers applies to --publish-via client only");
+    throw usage("--publishers applies to --publish-via client only");
   }
   const publishers = integer(
     "publishers",
@@ -143,10 +142,10 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
     clients,
   );
   if (publishVia === "http" && !v["api-key"]) {
-    throw new UsageError("--api-key is required with --publish-via http");
+    throw usage("--api-key is required with --publish-via http");
   }
   if (v["api-key"] !== undefined && publishVia !== "http") {
-    throw new UsageError("--api-key applies to --publish-via http only");
+    throw usage("--api-key applies to --publish-via http only");
   }
   for (const [flag, via] of [
     ["amqp-url", "amqp"],
@@ -155,7 +154,7 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
     ["redis-stream", "redis"],
   ] as const) {
     if (v[flag] !== undefined && publishVia !== via) {
-      throw new UsageError(`--${flag} applies to --publish-via ${via} only`);
+      throw usage(`--${flag} applies to --publish-via ${via} only`);
     }
   }
   const amqpUrl = v["amqp-url"] ?? "amqp://localhost";
@@ -163,23 +162,23 @@ export function parseLoadtestArgs(argv: string[]): LoadtestOptions {
   const redisUrl = v["redis-url"] ?? "redis://localhost:6379";
   checkUrl("--redis-url", redisUrl, ["redis:", "rediss:"]);
   if (v["token-secret"] !== undefined && v.token !== undefined) {
-    throw new UsageError("give --token-secret or --token, not both");
+    throw usage("give --token-secret or --token, not both");
   }
   if (v["token-secret"] !== undefined && v["token-secret"].length < 32) {
-    throw new UsageError("--token-secret must be at least 32 characters (the gateways' HS256 key)");
+    throw usage("--token-secret must be at least 32 characters (the gateways' HS256 key)");
   }
   for (const flag of ["token-issuer", "token-audience"] as const) {
     if (v[flag] !== undefined && v["token-secret"] === undefined) {
-      throw new UsageError(`--${flag} applies to --token-secret only`);
+      throw usage(`--${flag} applies to --token-secret only`);
     }
   }
   const localAddresses = v["local-addresses"]?.split(",").map((a) => a.trim());
   if (localAddresses?.some((a) => a.length === 0)) {
-    throw new UsageError("--local-addresses must be a comma-separated list of IP addresses");
+    throw usage("--local-addresses must be a comma-separated list of IP addresses");
   }
   const defaultWorkers = Math.max(1, availableParallelism() - 1);
   const workers = integer("workers", v.workers, Math.min(defaultWorkers, clients), 1, 256);
-  if (workers > clients) throw new UsageError("--workers must be at most --clients");
+  if (workers > clients) throw usage("--workers must be at most --clients");
 
   return {
     urls,
@@ -254,9 +253,7 @@ function parse(argv: string[]) {
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
-  throw new UsageError(
-    `--${flag} must be one of ${allowed.join(", ")} (got ${JSON.stringify(value)})`,
-  );
+  throw usage(`--${flag} must be one of ${allowed.join(", ")} (got ${JSON.stringify(value)})`);
 }
 
 function integer(
@@ -268,7 +265,7 @@ function integer(
 ): number {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value.trim())) {
-    throw new UsageError(`--${flag} must be a whole number (got ${JSON.stringify(value)})`);
+    throw usage(`--${flag} must be a whole number (got ${JSON.stringify(value)})`);
   }
   return bounded(flag, Number(value), min, max);
 }
@@ -283,14 +280,13 @@ function number(
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) {
-    throw new UsageError(`--${flag} must be a number (got ${JSON.stringify(value)})`);
+    throw usage(`--${flag} must be a number (got ${JSON.stringify(value)})`);
   }
   return bounded(flag, n, min, max);
 }
 
 function bounded(flag: string, n: number, min: number, max: number): number {
-  if (n < min || n > max)
-    throw new UsageError(`--${flag} must be from ${min} to ${max} (got ${n})`);
+  if (n < min || n > max) throw usage(`--${flag} must be from ${min} to ${max} (got ${n})`);
   return n;
 }
 
@@ -301,13 +297,11 @@ export function duration(flag: string, value: string | undefined, fallback: numb
   if (value === undefined) return fallback;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
   if (!match) {
-    throw new UsageError(
-      `--${flag} must be a duration like 500ms, 30s, 2m (got ${JSON.stringify(value)})`,
-    );
+    throw usage(`--${flag} must be a duration like 500ms, 30s, 2m (got ${JSON.stringify(value)})`);
   }
   const ms = Math.round(Number(match[1]) * (UNITS[match[2] ?? "s"] ?? 1000));
   if (ms <= 0 || ms > 24 * 3_600_000) {
-    throw new UsageError(`--${flag} must be more than 0 and at most 24h (got ${value})`);
+    throw usage(`--${flag} must be more than 0 and at most 24h (got ${value})`);
   }
   return ms;
 }
@@ -318,9 +312,7 @@ function ramp(value: string | undefined): number {
   const match = /^(\d+(?:\.\d+)?)(\/s)?$/.exec(value.trim());
   const n = match ? Number(match[1]) : Number.NaN;
   if (!match || n <= 0 || n > 1_000_000) {
-    throw new UsageError(
-      `--ramp must be connections per second, like 500/s (got ${JSON.stringify(value)})`,
-    );
+    throw usage(`--ramp must be connections per second, like 500/s (got ${JSON.stringify(value)})`);
   }
   return n;
 }
@@ -328,17 +320,17 @@ function ramp(value: string | undefined): number {
 function lossLimit(value: string): LossLimit {
   const match = /^(\d+(?:\.\d+)?)(%)?$/.exec(value.trim());
   if (!match) {
-    throw new UsageError(
+    throw usage(
       `--max-loss must be a count (0, 10) or a percentage (0.1%) (got ${JSON.stringify(value)})`,
     );
   }
   const n = Number(match[1]);
   if (match[2]) {
-    if (n > 100) throw new UsageError(`--max-loss must be at most 100% (got ${value})`);
+    if (n > 100) throw usage(`--max-loss must be at most 100% (got ${value})`);
     return { kind: "percent", value: n };
   }
   if (!Number.isInteger(n)) {
-    throw new UsageError(`--max-loss as a count must be a whole number (got ${value})`);
+    throw usage(`--max-loss as a count must be a whole number (got ${value})`);
   }
   return { kind: "count", value: n };
 }
@@ -348,10 +340,10 @@ function checkUrl(flag: string, value: string, protocols: string[]): void {
   try {
     protocol = new URL(value).protocol;
   } catch {
-    throw new UsageError(`${flag} must be a URL (got ${JSON.stringify(value)})`);
+    throw usage(`${flag} must be a URL (got ${JSON.stringify(value)})`);
   }
   if (!protocols.includes(protocol)) {
-    throw new UsageError(
+    throw usage(
       `${flag} must start with ${protocols.map((p) => `${p}//`).join(" or ")} (got ${JSON.stringify(value)})`,
     );
   }

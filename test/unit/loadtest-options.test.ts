@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
+import { ErrorCode, isSwitchboardError } from "../../core/errors.js";
 import { planAddresses } from "../../services/loadtest/addresses.js";
-import { duration, parseLoadtestArgs, UsageError } from "../../services/loadtest/options.js";
+import { duration, parseLoadtestArgs } from "../../services/loadtest/options.js";
 import { SequenceTracker } from "../../services/loadtest/sequence.js";
 
 const usage = (argv: string[]) => {
   try {
     parseLoadtestArgs(argv);
   } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
+    expect(isSwitchboardError(err, ErrorCode.USAGE)).toBe(true);
     return (err as Error).message;
   }
   throw new Error("expected a usage error");
