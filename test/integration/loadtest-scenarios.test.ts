@@ -113,16 +113,21 @@ describe("switchboard loadtest with authentication, other transports and scenari
   );
 
   it(
-    "writes the report so far on Ctrl-C (SIGINT) and exits 130",
+    "connects from the --local-addresses given; Ctrl-C (SIGINT) writes the report so far, exit 130",
     async () => {
       const run = await startLoadtest([
         "--url",
         url,
         ...["--clients", "8", "--rooms", "2", "--rate", "10"],
         ...["--duration", "60s"],
+        ...["--local-addresses", "127.0.0.2,127.0.0.3"],
         ...TOKEN,
       ]);
       await run.waitForOutput("phase=publishing");
+      // The gateway sees each client's source address.
+      const sockets = await deployment.nodes[0]!.control("fetchSockets", {});
+      const addresses = new Set(sockets.map((socket) => socket.handshake.address));
+      expect([...addresses].sort()).toEqual(["127.0.0.2", "127.0.0.3"]);
       run.signal("SIGINT");
       expect(await run.exited, run.stderr()).toBe(130);
       const report = await run.report();
