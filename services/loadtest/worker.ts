@@ -158,7 +158,7 @@ class Worker {
     this.report();
     for (const client of this.clients) client.close();
     await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
-    this.send({ type: "done" });
-    process.disconnect?.();
+    // Keep-alive agents (long-polling) would hold the process open: exit once "done" is out.
+    process.send?.({ type: "done" } satisfies FromWorker, undefined, {}, () => process.exit(0));
   }
 }
