@@ -24,6 +24,11 @@ const FORBIDDEN: Rule[] = [
   { from: "services/publisher/", to: "services/gateway/", why: "a publisher is not a server" },
   { from: "services/publisher/", to: "services/ingest/", why: "a publisher is not a consumer" },
   {
+    from: "services/ingest/",
+    to: "services/gateway/",
+    why: "consumers are importable without a server; the contract is in core/",
+  },
+  {
     from: "services/gateway/",
     to: "services/cluster/",
     why: "the cluster runs gateways, not the other way round (shared process glue: services/lifecycle.ts)",
