@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { SwitchboardMessageType } from "../../adapters/amqp/codec.js";
 import { SwitchboardError } from "../../core/errors.js";
 import { recordingLogger, startAmqpCluster } from "../support/amqp-helpers.js";
 import { waitFor } from "../support/wait.js";
@@ -62,5 +63,31 @@ describe("amqp adapter: cluster requests when a node does not answer", () => {
     const sockets = await cluster.servers[0]?.timeout(700).fetchSockets();
     expect(sockets?.map((s) => s.id).sort()).toEqual([c0.id, c1.id].sort());
     expect(cluster.adapter(0).stats().missingResponses).toBe(1);
+  });
+
+  it("allRooms with partialResults resolves at the timeout with the rooms that arrived", async () => {
+    const cluster = await startAmqpCluster({
+      adapter: { partialResults: true, requestsTimeoutMs: 700 },
+    });
+    const [c0, c1] = [await cluster.client(0), await cluster.client(1)];
+    await cluster.servers[0]
+      ?.of("/")
+      .sockets.get(c0.id ?? "")
+      ?.join("zero");
+    await cluster.servers[1]
+      ?.of("/")
+      .sockets.get(c1.id ?? "")
+      ?.join("one");
+    // Node 2 never answers: its allRooms requests are swallowed.
+    const frozen = cluster.adapter(2) as unknown as { onMessage: (m: { type: number }) => void };
+    const original = frozen.onMessage.bind(frozen);
+    frozen.onMessage = (m) =>
+      m.type === SwitchboardMessageType.ALL_ROOMS ? undefined : original(m);
+    const rooms = await cluster.adapter(0).allRooms();
+    expect([...rooms].filter((r) => r === "zero" || r === "one").sort()).toEqual(["one", "zero"]);
+    expect(cluster.adapter(0).stats()).toMatchObject({ partialResults: 1, missingResponses: 1 });
+    expect(
+      (cluster.adapter(0) as unknown as { requests: Map<string, unknown> }).requests.size,
+    ).toBe(0);
   });
 });
