@@ -113,7 +113,8 @@ export function startRedisIngest(options: RedisIngestOptions, deps: RedisIngestD
     }
     claimer.restart();
     let ownPending = true;
-    while (!stop.signal.aborted) {
+    // Not ready: read nothing more, so that the entries stay for the gateways that are.
+    while (!stop.signal.aborted && isReady()) {
       const claimed = await claimer.claim();
       if (claimed.length > 0) {
         logger.info({ ...log, entries: claimed.length }, "claimed entries of an idle consumer");

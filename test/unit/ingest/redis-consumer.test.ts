@@ -258,6 +258,26 @@ describe("Redis ingest: readiness and close", () => {
     await waitFor(() => handler.delivered.length === 1, { message: "c-0 once ready" });
   });
 
+  it("stops reading once the gateway is no longer ready, leaving new entries to other consumers", async () => {
+    let ready = true;
+    const { redis, handler, publish, delays } = setup({ isReady: () => ready });
+    publish(command(0));
+    await waitFor(() => handler.delivered.length === 1, { message: "c-0" });
+
+    ready = false; // a blocking read under way ends first
+    await waitFor(() => delays.includes(250), { message: "readiness polled" });
+    publish(command(1));
+    const polls = delays.filter((ms) => ms === 250).length;
+    await waitFor(() => delays.filter((ms) => ms === 250).length > polls, {
+      message: "polled again",
+    });
+    expect(redis.pending(STREAM, GROUP).has("2-0")).toBe(false); // not read by anyone
+    expect(handler.calls).toEqual(["c-0"]);
+
+    ready = true;
+    await waitFor(() => handler.delivered.length === 2, { message: "c-1 once ready again" });
+  });
+
   it("close cuts a blocking read short and is idempotent", async () => {
     const { ingest, redis, handler, publish } = setup();
     publish(command(0));
