@@ -55,13 +55,17 @@ describe.each(["amqp", "redis"] as Broker[])(
       const url = await brokerUrl(broker);
       const gateways: GatewayProcess[] = [];
       onTestFinished(() => Promise.all(gateways.map((g) => g.stop())).then(() => undefined));
-      for (let i = 0; i < 3; i++) gateways.push(await startBridgeGateway(broker, channel));
+      for (let i = 0; i < 3; i++) {
+        gateways.push(await startBridgeGateway(broker, channel, { NAMESPACES: "/,/chat" }));
+      }
 
       const room = `room:${channel.slice(-10)}`;
       const members = await Promise.all(gateways.map((g) => recorder(g, [room])));
       const others = await Promise.all(gateways.map((g) => recorder(g, [])));
       expect(new Set(members.map((m) => m.gateway)).size).toBe(3);
       const everyone = [...members, ...others];
+      // The same room name in a second namespace, on every gateway.
+      const chatters = await Promise.all(gateways.map((g) => recorder(g, [room], "/chat")));
 
       // A python-socketio client on gateway 1, in the room too: plain protocol interop.
       const pyClient = startPython("client", gateways[1]!.url, room);
@@ -79,11 +83,17 @@ describe.each(["amqp", "redis"] as Broker[])(
           { event: "tuple", data: [1, "two", { three: 3 }], tuple: true, to: room },
           { event: "to_sid", data: "just you", to: others[2]!.id },
           { event: "bytes", bytes: [0, 1, 255], to: room },
+          { event: "chat", data: { in: "chat" }, to: room, namespace: "/chat" },
+          // A namespace the gateways do not serve: nothing to deliver, and nothing created.
+          { event: "nowhere", data: 1, to: room, namespace: "/nope" },
           { event: "done", data: null },
         ]),
       );
-      expect(emitted).toEqual({ emitted: 7 });
+      expect(emitted).toEqual({ emitted: 9 });
       await allDone(everyone);
+      await waitFor(() => chatters.every((c) => c.named("chat").length > 0), {
+        message: "every /chat client to receive chat",
+      });
 
       for (const [i, m] of members.entries()) {
         expect(m.named("to_room")).toEqual([[{ n: 1 }]]);
@@ -109,7 +119,7 @@ describe.each(["amqp", "redis"] as Broker[])(
             format: "pickle",
             result: "delivered",
           }),
-        ).toBe(7);
+        ).toBe(9);
       }
 
       // JSON exactly as python-socketio >= 5.15.1 puts it on the queue (data: list of arguments,
@@ -211,6 +221,9 @@ describe.each(["amqp", "redis"] as Broker[])(
         expect(g.isRunning()).toBe(true);
       }
       expect(existsSync(marker)).toBe(false);
+      // The second namespace got its one emit, once, and nothing meant for "/".
+      for (const c of chatters)
+        expect(c.events).toEqual([{ event: "chat", args: [{ in: "chat" }] }]);
       expect(gateways[0]!.output()).toMatch(/forbidden opcode (REDUCE|GLOBAL|STACK_GLOBAL)/);
     }, 120_000);
   },
