@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
-import { loadConfigOrExit, runGateway } from "./gateway/main.js";
+import { ErrorCode, isSwitchboardError } from "../core/errors.js";
+import { exitOnConfigError, loadConfigOrExit, runGateway } from "./gateway/main.js";
 
 const USAGE = `usage: switchboard <command>
 
@@ -58,6 +59,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  // A setting found unusable after the environment was read (exit 78, one line naming it).
+  if (isSwitchboardError(err, ErrorCode.INVALID_CONFIG)) exitOnConfigError(err);
   process.stderr.write(
     `switchboard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );

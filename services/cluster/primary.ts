@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Server } from "node:http";
 import { backoffDelay } from "../../core/retry.js";
-import type { Config } from "../gateway/config.js";
+import { type Config, configError } from "../gateway/config.js";
 import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { setupStickyPrimary } from "./handover.js";
@@ -50,6 +50,12 @@ export function createClusterPrimary(
   config: Config,
   options: ClusterPrimaryOptions = {},
 ): ClusterPrimary {
+  if (config.tlsCertFile !== undefined) {
+    // The primary routes connections by reading their first bytes, which TLS hides.
+    throw configError([
+      "invalid environment variable TLS_CERT_FILE: not supported by `switchboard cluster`: run `switchboard gateway` processes, or terminate TLS in front of the cluster",
+    ]);
+  }
   const logger = createLogger({ gatewayId: config.gatewayId, level: config.logLevel });
   const workerBackplane = config.backplane === "memory" ? "cluster" : config.backplane;
   const alive = new Map<Worker, ClusterWorker>();

@@ -15,6 +15,7 @@ export const CLIENT_ERRORS = [
   "internal",
   "invalid_token",
   "token_expired",
+  "payload_too_deep",
 ] as const;
 
 export type ClientErrorCode = (typeof CLIENT_ERRORS)[number];

@@ -1,9 +1,12 @@
-import { availableParallelism, hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { BACKPLANES } from "../../adapters/backplane.js";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { NAMESPACE_PATTERN, PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import { redactSetting } from "../../core/redact.js";
+import { isAddressOrBlock } from "./client-address.js";
 import { isValidPattern, MAX_PATTERNS, PATTERN_RULE } from "./rights.js";
 
 /**
@@ -57,6 +60,20 @@ const flag = (fallback: "on" | "off") =>
     .transform((value) => value === "on" || value === "true" || value === "1")
     .default(fallback === "on");
 
+/** A path to a file the gateway can read (at start). */
+const file = z
+  .string()
+  .trim()
+  .refine((path) => {
+    try {
+      readFileSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be a readable file")
+  .optional();
+
 /** Comma-separated room patterns (services/gateway/rights.ts); unset is not the same as empty. */
 const patterns = z
   .string()
@@ -73,7 +90,8 @@ const schema = z
       .string()
       .trim()
       .regex(/^[A-Za-z0-9:_.@/-]{1,100}$/, "must be 1-100 chars of [A-Za-z0-9:_.@/-]")
-      .default(() => `${hostname()}:${process.pid}`),
+      // Random by default: clients see it in `whoami`, and host name and pid are not theirs to know.
+      .default(() => `gw-${randomBytes(4).toString("hex")}`),
     BACKPLANE: z
       .enum(BACKPLANES, { message: `must be one of ${BACKPLANES.join(", ")}` })
       .default("memory"),
@@ -103,7 +121,30 @@ const schema = z
       .refine((items) => items.length <= 100, "must hold at most 100 namespaces")
       .transform((items) => [...new Set(items)])
       .default(["/"]),
+    /** Browser origins allowed to connect (both transports, the WebSocket upgrade included). */
     CORS_ORIGINS: list,
+    /** Engine.IO connections one client address may hold; 0: no limit. */
+    MAX_CONNECTIONS_PER_IP: int(0, 1_000_000, 0),
+    /** Proxies whose X-Forwarded-For is believed: IP addresses or CIDR blocks. */
+    TRUSTED_PROXIES: list.refine(
+      (items) => items.every(isAddressOrBlock),
+      "must be IP addresses or CIDR blocks (10.0.0.0/8, ::1)",
+    ),
+    /** Time a client has to send its request headers. */
+    HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000, 10_000),
+    /** Time a client has to send a whole request, body included. */
+    HTTP_REQUEST_TIMEOUT_MS: int(1000, 3_600_000, 30_000),
+    /** How long an idle keep-alive HTTP connection stays open. */
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: int(1000, 600_000, 5000),
+    /** Time a new Engine.IO connection has to join a namespace before it is closed. */
+    HANDSHAKE_TIMEOUT_MS: int(1000, 600_000, 10_000),
+    /** Bearer token GET /metrics requires; unset: /metrics is open. */
+    METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    /** PEM certificate chain and key: the gateway serves HTTPS and WSS. */
+    TLS_CERT_FILE: file,
+    TLS_KEY_FILE: file,
+    /** PEM CA bundle: clients must present a certificate it signed (mutual TLS). */
+    TLS_CA_FILE: file,
     LOG_LEVEL: z
       .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` })
       .default("info"),
@@ -188,6 +229,27 @@ const schema = z
     PYTHON_BRIDGE_MAX_MESSAGE_BYTES: int(256, 100 * 1024 * 1024, 1024 * 1024),
   })
   .superRefine((env, ctx) => {
+    if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [env.TLS_CERT_FILE === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE"],
+        message: "is required with TLS_CERT_FILE and TLS_KEY_FILE: set both or neither",
+      });
+    }
+    if (env.TLS_CA_FILE !== undefined && env.TLS_CERT_FILE === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["TLS_CA_FILE"],
+        message: "needs TLS_CERT_FILE and TLS_KEY_FILE (client certificates are checked over TLS)",
+      });
+    }
+    if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["HTTP_HEADERS_TIMEOUT_MS"],
+        message: "must not be greater than HTTP_REQUEST_TIMEOUT_MS",
+      });
+    }
     if (env.BACKPLANE.startsWith("redis") && !env.REDIS_URL) {
       ctx.addIssue({
         code: "custom",

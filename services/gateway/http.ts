@@ -1,15 +1,20 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { bearerCheck } from "./bearer.js";
 import { DEMO_PAGE } from "./demo-page.js";
 
 export interface HttpRoutesOptions {
   isReady(): { ready: boolean; reasons: string[] };
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** METRICS_TOKEN: /metrics answers 401 without `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined;
   /** Extra routes mounted by other services (e.g. POST /v1/publish); true when handled. */
   extra?: Array<(req: IncomingMessage, res: ServerResponse) => boolean>;
 }
 
 /** Plain HTTP next to Socket.IO on the same port (Socket.IO answers its own path first). */
 export function createHttpHandler(options: HttpRoutesOptions) {
+  const metricsAllowed =
+    options.metricsToken === undefined ? () => true : bearerCheck([options.metricsToken]);
   return (req: IncomingMessage, res: ServerResponse): void => {
     for (const route of options.extra ?? []) {
       if (route(req, res)) return;
@@ -30,6 +35,10 @@ export function createHttpHandler(options: HttpRoutesOptions) {
         );
       }
       case "/metrics":
+        if (!metricsAllowed(req)) {
+          res.setHeader("www-authenticate", 'Bearer realm="metrics"');
+          return send(res, 401, { error: "unauthorized" });
+        }
         options.metrics().then(
           ({ contentType, body }) => {
             res.writeHead(200, { "content-type": contentType });

@@ -25,7 +25,7 @@ export function loadConfigOrExit(env: Record<string, string | undefined>): Confi
 }
 
 /** A setting that cannot be honoured stops the process as a bad variable does (exit 78). */
-function exitOnConfigError(err: unknown): never {
+export function exitOnConfigError(err: unknown): never {
   if (isSwitchboardError(err, ErrorCode.INVALID_CONFIG)) {
     const problems = (err.details?.problems as string[] | undefined) ?? [err.message];
     for (const problem of problems) process.stderr.write(`switchboard: ${problem}\n`);
@@ -95,6 +95,9 @@ export async function runGateway(
   }
   if (authenticator.mode === "dev") {
     logger.warn("no AUTH_JWT_SECRET or AUTH_JWKS_URL: clients are not authenticated (dev mode)");
+  }
+  if (config.corsOrigins.length === 0 || config.corsOrigins.includes("*")) {
+    logger.warn("CORS_ORIGINS unset or *: web pages of every origin may connect");
   }
   return { gateway, logger, requestShutdown };
 }

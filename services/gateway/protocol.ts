@@ -1,5 +1,7 @@
 import type { Socket } from "socket.io";
+import { valueExceedsDepth } from "../../core/json-depth.js";
 import { isValidEventName } from "../../core/names.js";
+import { MAX_COMMAND_DEPTH } from "../../core/publish-command.js";
 import { type AckReply, type ClientErrorCode, fail, ok } from "./client-errors.js";
 import type { Logger } from "./logger.js";
 import { TokenBucket } from "./rate-limit.js";
@@ -56,6 +58,9 @@ interface ClientState {
 }
 
 const PUBLISH_KEYS = new Set(["room", "event", "data"]);
+
+/** `data` of a client publish nests as deep as a publish command's (the command is one level). */
+const MAX_DATA_DEPTH = MAX_COMMAND_DEPTH - 1;
 
 /** The metric label and log value of every event the protocol does not know. */
 export const UNKNOWN_EVENT = "(unknown)";
@@ -131,6 +136,8 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
         if (check !== "ok") return fail(check);
         if (!isValidEventName(fields.event)) return fail("invalid_event");
         const data = fields.data ?? null;
+        // The same bound as a publish command's data: what every backplane's encoder carries.
+        if (valueExceedsDepth(data, MAX_DATA_DEPTH)) return fail("payload_too_deep");
         if (!fitsJson(data, options.maxPublishBytes)) return fail("payload_too_large");
         const room = fields.room as string;
         if (!authorizer.canPublish(socket, room)) return fail("forbidden");

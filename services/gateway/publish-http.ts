@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ErrorCode, isSwitchboardError } from "../../core/errors.js";
 import { checkPublishCommand, type PublishCommand } from "../../core/publish-command.js";
+import { bearerCheck } from "./bearer.js";
 import { send } from "./http.js";
 import type { Logger } from "./logger.js";
 import type { HttpRoute } from "./server.js";
@@ -29,9 +29,9 @@ export interface PublishRouteOptions {
  */
 export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
   const { logger } = options;
-  // Keys compared as digests in constant time: neither content nor length leaks through timing.
-  const digests = options.apiKeys.map(digest);
-  if (digests.length === 0) {
+  const authorized = bearerCheck(options.apiKeys);
+  const enabled = options.apiKeys.length > 0;
+  if (!enabled) {
     logger.warn({ path: PUBLISH_PATH }, "no PUBLISH_API_KEYS: the HTTP publish API is disabled");
   }
 
@@ -41,7 +41,7 @@ export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
       options.onResult?.(status);
       send(res, status, body);
     };
-    if (digests.length === 0) {
+    if (!enabled) {
       reply(404, { error: "publish_disabled", reason: "no PUBLISH_API_KEYS configured" });
       return true;
     }
@@ -50,7 +50,7 @@ export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
       reply(405, { error: "method_not_allowed" });
       return true;
     }
-    if (!authorized(req, digests)) {
+    if (!authorized(req)) {
       res.setHeader("www-authenticate", 'Bearer realm="switchboard"');
       closeAfter(req, res);
       reply(401, { error: "unauthorized" });
@@ -96,19 +96,6 @@ export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
     );
     return true;
   };
-}
-
-function digest(key: string): Buffer {
-  return createHash("sha256").update(key).digest();
-}
-
-function authorized(req: IncomingMessage, digests: Buffer[]): boolean {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
-  if (!match?.[1]) return false;
-  const presented = digest(match[1]);
-  let ok = false;
-  for (const known of digests) ok = timingSafeEqual(presented, known) || ok;
-  return ok;
 }
 
 function tooLarge(bytes: number | undefined, maxBytes: number) {

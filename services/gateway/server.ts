@@ -1,14 +1,18 @@
+import { readFileSync } from "node:fs";
 import {
   createServer,
   type Server as HttpServer,
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { Server, type Socket } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
+import { createAdmission } from "./admission.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
+import { trustedProxies } from "./client-address.js";
 import type { Config } from "./config.js";
 import { guardConnectPackets } from "./connection-guard.js";
 import { createHandshake } from "./handshake.js";
@@ -30,7 +34,7 @@ export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export interface Gateway {
   readonly io: Server;
-  readonly httpServer: HttpServer;
+  readonly httpServer: HttpServer | HttpsServer;
   readonly metrics: GatewayMetrics;
   /** Mounts an extra HTTP route (checked before the built-in ones). */
   addRoute(route: HttpRoute): void;
@@ -64,21 +68,30 @@ export function createGateway(options: GatewayOptions): Gateway {
     return { ready: reasons.length === 0, reasons };
   };
 
-  const httpServer = createServer(
-    createHttpHandler({
-      isReady: readiness,
-      extra: routes,
-      metrics: async () => {
-        metrics.connections.set(io.engine.clientsCount);
-        metrics.ready.set(readiness().ready ? 1 : 0);
-        return {
-          contentType: metrics.registry.contentType,
-          body: await metrics.registry.metrics(),
-        };
-      },
-    }),
-  );
+  const handler = createHttpHandler({
+    isReady: readiness,
+    extra: routes,
+    metricsToken: config.metricsToken,
+    metrics: async () => {
+      metrics.connections.set(io.engine.clientsCount);
+      metrics.ready.set(readiness().ready ? 1 : 0);
+      return {
+        contentType: metrics.registry.contentType,
+        body: await metrics.registry.metrics(),
+      };
+    },
+  });
+  const httpServer = createHttpServer(config, handler);
 
+  const admission = createAdmission({
+    origins: config.corsOrigins,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    proxies: trustedProxies(config.trustedProxies),
+    // New handshakes are refused while draining so that clients go to another gateway.
+    isDraining: () => draining,
+    logger,
+    onRefused: (reason) => metrics.handshakeRefusals.inc({ code: reason }),
+  });
   const io = new Server(httpServer, {
     adapter: backplane.adapter,
     ...backplane.serverOptions,
@@ -93,9 +106,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       : {}),
     maxHttpBufferSize: config.maxPayloadBytes,
     cors: config.corsOrigins.length > 0 ? { origin: corsOrigin(config.corsOrigins) } : undefined,
-    // New handshakes are refused while draining so that clients go to another gateway.
-    allowRequest: (_req, callback) => callback(draining ? "draining" : null, !draining),
+    connectTimeout: config.handshakeTimeoutMs,
+    allowRequest: admission.allowRequest,
   });
+  admission.track(io);
 
   // Memory: engine.io keeps the upgrade request (an IncomingMessage with its raw headers, parser
   // and stream state) for as long as the connection lives. Socket.IO reads only its headers, url,
@@ -211,6 +225,36 @@ function slimRequest(req: IncomingMessage): IncomingMessage {
     socket: { encrypted },
   };
   return slim as unknown as IncomingMessage;
+}
+
+/**
+ * HTTP, or HTTPS with TLS_CERT_FILE/TLS_KEY_FILE (and client certificates with TLS_CA_FILE), with
+ * bounds on slow clients: headers and whole requests must arrive in time, idle keep-alive
+ * connections close. Checked every second (Node's default is every 30 s).
+ */
+function createHttpServer(
+  config: Config,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): HttpServer | HttpsServer {
+  const limits = {
+    headersTimeout: config.httpHeadersTimeoutMs,
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    connectionsCheckingInterval: 1000,
+  };
+  if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) {
+    return createServer(limits, handler);
+  }
+  const ca = config.tlsCaFile === undefined ? undefined : readFileSync(config.tlsCaFile);
+  return createHttpsServer(
+    {
+      ...limits,
+      cert: readFileSync(config.tlsCertFile),
+      key: readFileSync(config.tlsKeyFile),
+      ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
+    },
+    handler,
+  );
 }
 
 function corsOrigin(origins: string[]): string[] | boolean {

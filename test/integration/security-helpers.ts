@@ -57,10 +57,11 @@ export interface RawWebSocket {
 export async function rawWebSocket(
   url: string,
   headers: Record<string, string> = {},
+  localAddress?: string,
 ): Promise<RawWebSocket> {
   const socket = new WebSocket(
     `${url.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`,
-    { headers },
+    { headers, ...(localAddress ? { localAddress } : {}) },
   );
   const received: string[] = [];
   socket.on("message", (data, isBinary) => {
@@ -110,7 +111,11 @@ export async function rssBytes(gateway: GatewayProcess): Promise<number> {
  * A well-behaved client in its own room on `gateway`; `stillServed()` proves it is connected and
  * receives what another client publishes to that room.
  */
-export async function startBystander(gateway: GatewayProcess, auth?: Record<string, unknown>) {
+export async function startBystander(
+  gateway: GatewayProcess,
+  auth?: Record<string, unknown>,
+  extraHeaders?: Record<string, string>,
+) {
   const room = `bystander:${randomBytes(4).toString("hex")}`;
   const connect = async () => {
     const socket = io(gateway.url, {
@@ -118,6 +123,7 @@ export async function startBystander(gateway: GatewayProcess, auth?: Record<stri
       forceNew: true,
       reconnection: false,
       ...(auth ? { auth } : {}),
+      ...(extraHeaders ? { extraHeaders } : {}),
     });
     await nextEvent(socket, "connect");
     return socket;

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { defaultOf, fieldOf, loadConfig, VARIABLES } from "../../services/gateway/config.js";
 
@@ -73,6 +74,10 @@ describe("docs/OPERATIONS.md and the config schema", () => {
       AUTH_DEFAULT_ROOMS: "lobby",
       AUTH_DEFAULT_PUBLISH: "lobby",
       PYTHON_BRIDGE_URL: "redis://localhost:6379",
+      METRICS_TOKEN: "m".repeat(16),
+      TLS_CERT_FILE: fileURLToPath(OPERATIONS),
+      TLS_KEY_FILE: fileURLToPath(OPERATIONS),
+      TLS_CA_FILE: fileURLToPath(OPERATIONS),
     });
     for (const name of VARIABLES) expect(Object.keys(config)).toContain(fieldOf(name));
     expect(fieldOf("AUTH_JWKS_URL")).toBe("authJwksUrl");

@@ -27,7 +27,9 @@ describe("gateway configuration from the environment", () => {
       publishApiKeys: [],
       corsOrigins: [],
     });
-    expect(config.gatewayId).toMatch(/^.+:\d+$/);
+    // Random: clients see it in whoami, and host name and pid are not theirs to know.
+    expect(config.gatewayId).toMatch(/^gw-[0-9a-f]{8}$/);
+    expect(loadConfig({}).gatewayId).not.toBe(config.gatewayId);
     expect(config.workers).toBeGreaterThanOrEqual(2);
   });
 
@@ -61,6 +63,11 @@ describe("gateway configuration from the environment", () => {
       "at least RATE_LIMIT_PER_SEC",
     ],
     [{ AUTH_JWT_SECRET: "short" }, "AUTH_JWT_SECRET", "at least 32"],
+    [{ TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES", "CIDR"],
+    [{ TRUSTED_PROXIES: "proxy.local" }, "TRUSTED_PROXIES", "IP addresses"],
+    [{ TLS_CERT_FILE: "/nonexistent/cert.pem", TLS_KEY_FILE: "/etc/hostname" }, "TLS_CERT_FILE", "readable file"],
+    [{ TLS_CERT_FILE: "/etc/hostname" }, "TLS_KEY_FILE", "set both or neither"],
+    [{ METRICS_TOKEN: "short" }, "METRICS_TOKEN", "at least 16"],
     [{ AUTH_DEFAULT_ROOMS: "chat:*,a*b" }, "AUTH_DEFAULT_ROOMS", "optionally ending in one *"],
     [{ AUTH_DEFAULT_PUBLISH: "no spaces" }, "AUTH_DEFAULT_PUBLISH", "room names"],
     [{ AUTH_CLOCK_SKEW_SEC: "3600" }, "AUTH_CLOCK_SKEW_SEC", "at most 600"],

@@ -35,6 +35,7 @@ describe("client protocol acks", () => {
     ["publish", [{ room: "chat:1", event: "disconnect" }], "invalid_event"],
     ["publish", [{ room: "chat:1", event: 5 }], "invalid_event"],
     ["publish", [{ room: "chat:1", event: "m", data: "x".repeat(20_000) }], "payload_too_large"],
+    ["publish", [{ room: "chat:1", event: "m", data: nested(32) }], "payload_too_deep"],
     ["shout", ["hi"], "unknown_event"],
   ])("%s %o -> {error: %s}", async (event, args, error) => {
     const { url } = await gatewayWith();
@@ -112,3 +113,10 @@ describe("misbehaving clients", () => {
     expect(await request(other, "join", "chat:1")).toEqual({ ok: true });
   });
 });
+
+/** `levels` arrays inside each other. */
+function nested(levels: number): unknown {
+  let value: unknown = 0;
+  for (let i = 0; i < levels; i++) value = [value];
+  return value;
+}

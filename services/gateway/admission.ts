@@ -1,0 +1,110 @@
+import type { IncomingMessage } from "node:http";
+import type { Server } from "socket.io";
+import { clientAddress, type TrustedProxies } from "./client-address.js";
+import type { Logger } from "./logger.js";
+
+/**
+ * Who may open an Engine.IO connection at all, decided on the handshake request of both
+ * transports (the WebSocket upgrade included, where CORS headers protect nothing):
+ * - not while the gateway drains (clients go to another gateway);
+ * - a browser `Origin` must be one of CORS_ORIGINS when that is set (clients that send no Origin
+ *   are not browsers, and CORS does not concern them);
+ * - at most MAX_CONNECTIONS_PER_IP open connections per client address.
+ *
+ * A refused request gets HTTP 403 with Engine.IO's `{code: 4, message}` body; the client sees
+ * `connect_error` with that message.
+ */
+
+export type AdmissionRefusal = "draining" | "origin_not_allowed" | "too_many_connections";
+
+export interface AdmissionOptions {
+  /** Allowed origins; empty or containing `*`: every origin. */
+  origins: readonly string[];
+  /** 0: no limit. */
+  maxConnectionsPerIp: number;
+  proxies: TrustedProxies;
+  isDraining: () => boolean;
+  logger: Logger;
+  onRefused?: (reason: AdmissionRefusal) => void;
+}
+
+type AllowRequest = (
+  req: IncomingMessage,
+  callback: (err: string | null, ok: boolean) => void,
+) => void;
+
+const MESSAGES: Record<AdmissionRefusal, string> = {
+  draining: "draining",
+  origin_not_allowed: "origin not allowed",
+  too_many_connections: "too many connections",
+};
+
+export interface Admission {
+  allowRequest: AllowRequest;
+  /** Counts connections per address and closes any over the limit (call once io exists). */
+  track(io: Server): void;
+  /** Open connections of one address (for tests and metrics). */
+  connectionsOf(address: string): number;
+}
+
+export function createAdmission(options: AdmissionOptions): Admission {
+  const anyOrigin = options.origins.length === 0 || options.origins.includes("*");
+  const origins = new Set(options.origins);
+  const open = new Map<string, number>();
+  const addressOf = (peer: string | undefined, headers: IncomingMessage["headers"]) =>
+    clientAddress(peer, headers["x-forwarded-for"], options.proxies);
+
+  const refuse = (reason: AdmissionRefusal, address: string, extra: object = {}) => {
+    options.onRefused?.(reason);
+    options.logger.debug({ address, reason, ...extra }, "connection refused");
+    return MESSAGES[reason];
+  };
+
+  const verdict = (req: IncomingMessage): string | null => {
+    const address = addressOf(req.socket.remoteAddress, req.headers);
+    if (options.isDraining()) return MESSAGES.draining;
+    const origin = req.headers.origin;
+    if (!anyOrigin && origin !== undefined && !origins.has(origin)) {
+      return refuse("origin_not_allowed", address, { origin: origin.slice(0, 200) });
+    }
+    const max = options.maxConnectionsPerIp;
+    if (max > 0 && (open.get(address) ?? 0) >= max) {
+      return refuse("too_many_connections", address);
+    }
+    return null;
+  };
+
+  return {
+    allowRequest: (req, callback) => {
+      const err = verdict(req);
+      callback(err, err === null);
+    },
+    track(io) {
+      io.engine.on("connection", (conn: EngineConnection) => {
+        const address = addressOf(conn.remoteAddress, conn.request.headers);
+        const count = (open.get(address) ?? 0) + 1;
+        open.set(address, count);
+        conn.once("close", () => {
+          const left = (open.get(address) ?? 1) - 1;
+          if (left <= 0) open.delete(address);
+          else open.set(address, left);
+        });
+        // Handshakes in flight together all passed the check: the ones over the limit go now.
+        const max = options.maxConnectionsPerIp;
+        if (max > 0 && count > max) {
+          refuse("too_many_connections", address);
+          conn.close();
+        }
+      });
+    },
+    connectionsOf: (address) => open.get(address) ?? 0,
+  };
+}
+
+/** The part of an Engine.IO socket this module uses. */
+interface EngineConnection {
+  remoteAddress: string;
+  request: { headers: IncomingMessage["headers"] };
+  once(event: "close", listener: () => void): void;
+  close(): void;
+}

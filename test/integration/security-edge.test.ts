@@ -1,0 +1,199 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { connect, type Socket as NetSocket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { io } from "socket.io-client";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { closeAllClients, connectClient, request, whoami } from "../support/clients.js";
+import { type GatewayProcess, startGateway } from "../support/gateway-process.js";
+import { nextEvent, waitFor } from "../support/wait.js";
+import { rawPolling, rawWebSocket, startBystander } from "./security-helpers.js";
+
+/**
+ * The gateway's edge on real processes: who may open a connection (origins, per-IP limits,
+ * proxies), slow HTTP clients, /metrics, TLS, and what clients learn about the gateway.
+ */
+
+const ORIGIN = "https://app.example";
+
+describe("the edge of one gateway", () => {
+  let gateway: GatewayProcess;
+  let bystander: Awaited<ReturnType<typeof startBystander>>;
+
+  beforeAll(async () => {
+    gateway = await startGateway({
+      env: {
+        CORS_ORIGINS: ORIGIN,
+        MAX_CONNECTIONS_PER_IP: "6",
+        TRUSTED_PROXIES: "127.0.0.1",
+        HTTP_HEADERS_TIMEOUT_MS: "1000",
+        HTTP_REQUEST_TIMEOUT_MS: "2000",
+        METRICS_TOKEN: "metrics-token-0123456789",
+        PUBLISH_API_KEYS: "edge-key",
+      },
+    });
+    // Through the trusted proxy with an address of its own: the per-IP cases do not count it.
+    bystander = await startBystander(gateway, undefined, { "x-forwarded-for": "192.0.2.250" });
+  });
+  afterAll(async () => {
+    bystander?.close();
+    await gateway?.stop();
+  });
+  afterEach(async () => {
+    closeAllClients();
+    await bystander.stillServed();
+  });
+
+  it("refuses a disallowed Origin on the long-polling handshake and on the WebSocket upgrade", async () => {
+    const polling = await fetch(`${gateway.url}/socket.io/?EIO=4&transport=polling`, {
+      headers: { origin: "https://evil.example" },
+    });
+    expect(polling.status).toBe(403);
+    expect(await polling.json()).toEqual({ code: 4, message: "origin not allowed" });
+    await expect(rawWebSocket(gateway.url, { origin: "https://evil.example" })).rejects.toThrow(
+      /refused/,
+    );
+    // The allowed origin, and clients that send none (not browsers), connect on both.
+    await rawPolling(gateway.url, { origin: ORIGIN });
+    (await rawWebSocket(gateway.url, { origin: ORIGIN })).socket.close();
+    const client = await connectClient(gateway.url, { extraHeaders: { origin: ORIGIN } });
+    expect(client.connected).toBe(true);
+  });
+
+  it("limits connections per client address, X-Forwarded-For believed only from a trusted proxy", async () => {
+    const via = (address: string) => ({ extraHeaders: { "x-forwarded-for": address } });
+    // From the trusted proxy (127.0.0.1), each forwarded address has its own budget.
+    for (let i = 0; i < 6; i++) await connectClient(gateway.url, via("203.0.113.7"));
+    const refused = io(gateway.url, {
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: false,
+      ...via("203.0.113.7"),
+    });
+    const [err] = await nextEvent<[Error]>(refused, "connect_error");
+    refused.disconnect();
+    expect(err.message).toMatch(/websocket error|too many connections/);
+    const polling = await fetch(`${gateway.url}/socket.io/?EIO=4&transport=polling`, {
+      headers: { "x-forwarded-for": "203.0.113.7" },
+    });
+    expect(await polling.json()).toEqual({ code: 4, message: "too many connections" });
+    // Another address behind the same proxy is not affected.
+    await connectClient(gateway.url, via("198.51.100.1"));
+    // Prepending an address does not borrow its budget: the right-most untrusted hop counts.
+    await connectClient(gateway.url, via("203.0.113.7, 198.51.100.2"));
+    // From a peer that is not a trusted proxy the header is ignored: the peer's address counts.
+    const forged = [];
+    for (let i = 0; i < 6; i++) {
+      forged.push(
+        await rawWebSocket(gateway.url, { "x-forwarded-for": `192.0.2.${i}` }, "127.0.0.2"),
+      );
+    }
+    await expect(
+      rawWebSocket(gateway.url, { "x-forwarded-for": "192.0.2.99" }, "127.0.0.2"),
+    ).rejects.toThrow(/refused/);
+    for (const ws of forged) ws.socket.close();
+  });
+
+  it("closes connections of clients that send their headers or body too slowly", async () => {
+    const slow = (text: string) =>
+      new Promise<{ closed: true; got: string }>((resolve, reject) => {
+        const socket: NetSocket = connect(gateway.port, "127.0.0.1");
+        let got = "";
+        socket.on("data", (chunk) => {
+          got += chunk.toString();
+        });
+        socket.once("error", reject);
+        socket.once("close", () => resolve({ closed: true, got }));
+        socket.write(text);
+        // Then nothing more: the gateway must not wait for ever.
+        setTimeout(() => socket.destroy(new Error("the gateway kept a slow client")), 20_000);
+      });
+    const headers = await slow("POST /v1/publish HTTP/1.1\r\nHost: x\r\n");
+    expect(headers.got).toMatch(/^HTTP\/1\.1 408/);
+    const body = await slow(
+      "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer edge-key\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    );
+    expect(body.closed).toBe(true);
+  });
+
+  it("/metrics needs METRICS_TOKEN", async () => {
+    expect((await fetch(`${gateway.url}/metrics`)).status).toBe(401);
+    const bad = await fetch(`${gateway.url}/metrics`, {
+      headers: { authorization: "Bearer wrong-token-0123456789" },
+    });
+    expect(bad.status).toBe(401);
+    const good = await fetch(`${gateway.url}/metrics`, {
+      headers: { authorization: "Bearer metrics-token-0123456789" },
+    });
+    expect(good.status).toBe(200);
+    expect(await good.text()).toContain("switchboard_gateway_connections");
+  });
+
+  it("whoami reveals neither host name nor pid by default", async () => {
+    const client = await connectClient(gateway.url);
+    const me = await whoami(client);
+    expect(me.gateway).toMatch(/^gw-[0-9a-f]{8}$/);
+    expect(me.gateway).not.toContain(String(gateway.pid));
+  });
+});
+
+describe("TLS on the gateway", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "switchboard-tls-"));
+    execFileSync("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ]);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => closeAllClients());
+
+  it("serves HTTPS and WSS with TLS_CERT_FILE/TLS_KEY_FILE, trusted by the certificate", async () => {
+    const gateway = await startGateway({
+      env: { TLS_CERT_FILE: join(dir, "cert.pem"), TLS_KEY_FILE: join(dir, "key.pem") },
+      waitFor: "nothing",
+    });
+    try {
+      const ca = readFileSync(join(dir, "cert.pem"));
+      const url = `https://127.0.0.1:${gateway.port}`;
+      const status = () =>
+        new Promise<number>((resolve, reject) => {
+          httpsRequest(`${url}/healthz`, { ca }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+            .once("error", reject)
+            .end();
+        });
+      await waitFor(async () => (await status()) === 200, { message: "HTTPS /healthz" });
+      for (const transports of [["websocket"], ["polling"]]) {
+        const client = await connectClient(url, { transports, ca } as never);
+        expect(await request(client, "join", "tls:room")).toEqual({ ok: true });
+      }
+      // Plain HTTP on the TLS port gets nothing useful.
+      await expect(
+        fetch(`http://127.0.0.1:${gateway.port}/healthz`, { signal: AbortSignal.timeout(5000) }),
+      ).rejects.toThrow();
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
