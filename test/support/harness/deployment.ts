@@ -90,6 +90,9 @@ async function startCluster(options: DeploymentOptions): Promise<Deployment> {
   const primary = await startGateway({
     mode: "harness",
     env: { ...options.env, BACKPLANE: "cluster", WORKERS: String(options.count) },
+    // A primary and `count` workers load at once: on a busy 2-core machine that alone has taken
+    // over 30 s. Still inside the suite's 120 s beforeAll bound.
+    timeoutMs: 90_000,
   });
   const toNode = (info: NodeInfo): HarnessNode => ({
     ...info,
