@@ -3,7 +3,9 @@ import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import amqp from "amqplib";
 import type { Socket } from "socket.io-client";
+import { onTestFinished } from "vitest";
 import { amqpUrl, redisUrl } from "../support/brokers.js";
 import { connectClient, request, whoami } from "../support/clients.js";
 import { type GatewayProcess, startGateway } from "../support/gateway-process.js";
@@ -18,7 +20,20 @@ export type Broker = "amqp" | "redis";
 
 export const brokerUrl = (broker: Broker) => (broker === "amqp" ? amqpUrl() : redisUrl());
 
-export const uniqueChannel = () => `flask-socketio.test.${randomBytes(5).toString("hex")}`;
+/**
+ * A channel of the test's own. kombu's exchange is neither durable nor auto-deleted, so it would
+ * outlive the test on the shared RabbitMQ: it is deleted when the test ends.
+ */
+export function uniqueChannel(): string {
+  const channel = `flask-socketio.test.${randomBytes(5).toString("hex")}`;
+  onTestFinished(async () => {
+    const connection = await amqp.connect(await amqpUrl());
+    const ch = await connection.createChannel();
+    await ch.deleteExchange(channel).catch(() => undefined);
+    await connection.close().catch(() => undefined);
+  });
+  return channel;
+}
 
 /** Runs one bridge_tool.py command to completion; returns its JSON lines. */
 export async function python(...args: string[]): Promise<Record<string, unknown>[]> {
