@@ -65,7 +65,11 @@ describe("gateway configuration from the environment", () => {
     [{ AUTH_JWT_SECRET: "short" }, "AUTH_JWT_SECRET", "at least 32"],
     [{ TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES", "CIDR"],
     [{ TRUSTED_PROXIES: "proxy.local" }, "TRUSTED_PROXIES", "IP addresses"],
-    [{ TLS_CERT_FILE: "/nonexistent/cert.pem", TLS_KEY_FILE: "/etc/hostname" }, "TLS_CERT_FILE", "readable file"],
+    [
+      { TLS_CERT_FILE: "/nonexistent/cert.pem", TLS_KEY_FILE: "/etc/hostname" },
+      "TLS_CERT_FILE",
+      "readable file",
+    ],
     [{ TLS_CERT_FILE: "/etc/hostname" }, "TLS_KEY_FILE", "set both or neither"],
     [{ METRICS_TOKEN: "short" }, "METRICS_TOKEN", "at least 16"],
     [{ AUTH_DEFAULT_ROOMS: "chat:*,a*b" }, "AUTH_DEFAULT_ROOMS", "optionally ending in one *"],
