@@ -48,6 +48,8 @@ describe("abuse of one gateway (Redis backplane)", () => {
         REDIS_URL: await redisUrl(),
         INGEST_REDIS_STREAM: stream,
         PUBLISH_API_KEYS: API_KEY,
+        MAX_ROOMS_PER_SOCKET: "5",
+        MAX_PAYLOAD_BYTES: "8192",
       },
     });
     bystander = await startBystander(gateway);
@@ -68,7 +70,8 @@ describe("abuse of one gateway (Redis backplane)", () => {
 
   it("thousands of CONNECT packets in long-polling POSTs build no sockets and cost no memory", async () => {
     const before = await rssBytes(gateway);
-    const flood = Array.from({ length: 5000 }, () => "40").join(RECORD_SEPARATOR);
+    // As many as one POST can carry under MAX_PAYLOAD_BYTES (8 KiB here).
+    const flood = Array.from({ length: 2500 }, () => "40").join(RECORD_SEPARATOR);
     for (let i = 0; i < 5; i++) {
       const session = await rawPolling(gateway.url);
       const res = await session.post(flood);
@@ -124,6 +127,65 @@ describe("abuse of one gateway (Redis backplane)", () => {
     await waitFor(async () => (await socketsOnRoot()).length === 2, {
       message: "no socket left by the flood",
     });
+  });
+
+  it("a flood past the rate limit gets rate_limited, then that client alone is disconnected", async () => {
+    const client = await connectClient(gateway.url);
+    const replies: unknown[] = [];
+    const gone = nextEvent<[string]>(client, "disconnect", 15_000);
+    for (let i = 0; i < 200 && client.connected; i++) {
+      client.emit("whoami", (reply: unknown) => replies.push(reply));
+    }
+    expect((await gone)[0]).toBe("io server disconnect");
+    expect(replies).toContainEqual({ error: "rate_limited" });
+  });
+
+  it("a packet over MAX_PAYLOAD_BYTES closes that connection, on WebSocket and on long-polling", async () => {
+    const client = await connectClient(gateway.url);
+    const gone = nextEvent<[string]>(client, "disconnect", 15_000);
+    client.emit("publish", { room: "big:1", event: "m", data: "x".repeat(20_000) }, () => {});
+    expect((await gone)[0]).toBe("transport close");
+    const session = await rawPolling(gateway.url);
+    expect((await session.post("40")).status).toBe(200);
+    const res = await session.post(
+      `42["publish",{"room":"big:1","event":"m","data":"${"x".repeat(20_000)}"}]`,
+    );
+    expect(res.status).toBe(413);
+    await waitFor(
+      async () => {
+        const poll = await session.get();
+        await poll.text();
+        return poll.status === 400;
+      },
+      { message: "the polling session closed" },
+    );
+  });
+
+  it("too many rooms for one socket is an ack error, the socket stays", async () => {
+    const client = await connectClient(gateway.url);
+    for (let i = 0; i < 5; i++)
+      expect(await request(client, "join", `many:${i}`)).toEqual({ ok: true });
+    expect(await request(client, "join", "many:5")).toEqual({ error: "too_many_rooms" });
+    expect(client.connected).toBe(true);
+  });
+
+  it.each([
+    ["a huge declared attachment count", '4599999999-["publish",{"_placeholder":true,"num":0}]'],
+    ["more declared attachments than allowed", '4511-["publish",{}]'],
+    ["a truncated packet", '42["publish"'],
+    ["invalid JSON", "42{not json"],
+    ["an unknown Socket.IO packet type", '49["x"]'],
+    ["an unknown Engine.IO packet type", "9"],
+    ["binary garbage", Buffer.from([0xff, 0x00, 0x13, 0x37, 0xde, 0xad])],
+    ["an event packet that is not an array", '42"publish"'],
+  ])("a raw WebSocket sending %s is closed, alone", async (_name, frame) => {
+    const ws = await rawWebSocket(gateway.url);
+    ws.send("40");
+    await waitFor(() => ws.received.some((f) => f.startsWith("40{")), { message: "connected" });
+    ws.send(frame);
+    expect(
+      await Promise.race([ws.closed, new Promise((r) => setTimeout(() => r("open"), 10_000))]),
+    ).not.toBe("open");
   });
 
   it("unknown event names never become metric labels", async () => {
