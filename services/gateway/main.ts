@@ -72,7 +72,19 @@ export async function runGateway(
   options: RunGatewayOptions = {},
 ): Promise<GatewayProcess> {
   const logger = createLogger({ gatewayId: config.gatewayId, level: config.logLevel });
-  process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
+  process.on("unhandledRejection", (err) => {
+    // Broker clients reject pending commands when the broker refuses the credentials: that is
+    // an operator's configuration problem, and the log should say so.
+    const refused = brokerAuthFailure(err);
+    if (refused) {
+      logger.error(
+        { broker: refused.broker, reason: refused.reason },
+        `broker authentication failed: check the credentials in ${refused.variable}`,
+      );
+    } else {
+      logger.error({ err }, "unhandled rejection");
+    }
+  });
   // Before anything opens: a setting that cannot be honoured must not leave a door open.
   const authenticator = await authenticatorOrExit(config, logger);
   const backplane = await createBackplane(config, logger);
@@ -100,4 +112,18 @@ export async function runGateway(
     logger.warn("CORS_ORIGINS unset or *: web pages of every origin may connect");
   }
   return { gateway, logger, requestShutdown };
+}
+
+/** A broker's refusal of the credentials, recognised by its reply (never echoes the URL). */
+export function brokerAuthFailure(
+  err: unknown,
+): { broker: "redis" | "amqp"; variable: string; reason: string } | undefined {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/^(WRONGPASS|NOAUTH)\b/.test(message)) {
+    return { broker: "redis", variable: "REDIS_URL", reason: message.slice(0, 200) };
+  }
+  if (/ACCESS[-_]REFUSED/.test(message)) {
+    return { broker: "amqp", variable: "AMQP_URL", reason: message.slice(0, 200) };
+  }
+  return undefined;
 }
