@@ -19,7 +19,11 @@ const roomChar = fc.constantFrom(...ROOM_CHARS.split(""));
 const room = fc.string({ unit: roomChar, minLength: 1, maxLength: 40 });
 /** Any string, with the characters that matter to patterns and routing keys made likely. */
 const anyText = fc.string({
-  unit: fc.oneof(roomChar, fc.constantFrom("*", "#", " ", "\u0000", "é", "\u{1F511}"), fc.string({ maxLength: 1 })),
+  unit: fc.oneof(
+    roomChar,
+    fc.constantFrom("*", "#", " ", "\u0000", "é", "\u{1F511}"),
+    fc.string({ maxLength: 1 }),
+  ),
   maxLength: 60,
 });
 
