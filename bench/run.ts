@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "../test/support/ports.js";
@@ -152,10 +152,15 @@ interface Cells {
   loadAverages: string[];
 }
 const cells: Cells = { fixed: {}, saturated: {}, memory: {}, connect: {}, loadAverages: [] };
+const STARTED = new Date();
+const PARTIAL = here(`../.bench/bench-${STARTED.toISOString().replace(/[:.]/g, "-")}.partial.json`);
 const push = <T>(table: Record<string, T[]>, key: string, value: T) => {
   const list = table[key] ?? [];
   list.push(value);
   table[key] = list;
+  // Written after every cell: a run cut short keeps what it measured.
+  mkdirSync(here("../.bench"), { recursive: true });
+  writeFileSync(PARTIAL, JSON.stringify({ started: STARTED, cells }, null, 2));
 };
 const wanted = (name: string) => ONLY === undefined || ONLY.includes(name);
 
@@ -460,7 +465,7 @@ function targetTable(): string {
 }
 
 async function main() {
-  const started = new Date();
+  const started = STARTED;
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${round(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}`;
   console.log(`Switchboard bench — ${started.toISOString()} — ${machine}`);
   console.log(
@@ -507,7 +512,15 @@ async function main() {
     `Switchboard bench ${started.toISOString()} → ${finished.toISOString()} (${Math.round((finished.getTime() - started.getTime()) / 1000)} s)\n` +
     `machine: ${machine}\nload averages at cell starts (1/5/15 min): ${cells.loadAverages.join(" | ")}\n` +
     "values: median of the repeats (min–max); A÷B spread: min–max of the per-repeat ratios (repeats are interleaved)";
-  const markdown = `${header}\n\n${ratios.markdown}\n\n${targetTable()}\n`;
+  const others = Object.values(cells.fixed)
+    .flat()
+    .map((r) => r.otherCpuPct);
+  const contaminated =
+    others.length > 0 && median(others) > 20
+      ? `\n**Contaminated run**: other processes used a median ${round(median(others), 0)} % of a core during the measured windows ` +
+        "(load averages above): latencies and CPU per delivery include CPU starvation; re-run on a quiet machine."
+      : "";
+  const markdown = `${header}${contaminated}\n\n${ratios.markdown}\n\n${targetTable()}\n`;
   console.log(`\n${markdown}`);
   mkdirSync(here("../.bench"), { recursive: true });
   const file = here(`../.bench/bench-${started.toISOString().replace(/[:.]/g, "-")}.json`);
@@ -536,6 +549,7 @@ async function main() {
       2,
     ),
   );
+  rmSync(PARTIAL, { force: true });
   console.log(`written to ${file}`);
 }
 
