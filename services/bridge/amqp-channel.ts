@@ -36,6 +36,9 @@ export function openAmqpChannel(options: ChannelOptions): PythonChannel {
     });
     const ch = await conn.createChannel();
     ch.on("error", (err: Error) => options.logger.warn({ err }, "bridge: amqp channel error"));
+    // A channel that closes alone (a broker-side error) takes the connection down with it, so
+    // that the loop below reconnects and declares everything again.
+    ch.on("close", () => void conn.close().catch(() => undefined));
     await ch.assertExchange(options.channel, "fanout", EXCHANGE_OPTIONS);
     const queue = `${options.channel}.${randomUUID()}`;
     await ch.assertQueue(queue, {
@@ -50,11 +53,19 @@ export function openAmqpChannel(options: ChannelOptions): PythonChannel {
     let flushScheduled = false;
     const flush = () => {
       flushScheduled = false;
-      if (last && unacked > 0) ch.ack(last, true);
+      try {
+        if (last && unacked > 0) ch.ack(last, true);
+      } catch {
+        // The channel is gone: its exclusive queue and what it held go with it.
+      }
       unacked = 0;
     };
     await ch.consume(queue, (msg) => {
-      if (msg === null) return; // cancelled by the broker: the connection close follows
+      if (msg === null) {
+        // Cancelled by the broker (the queue was deleted): reconnect and declare it again.
+        void conn.close().catch(() => undefined);
+        return;
+      }
       options.onMessage(msg.content);
       last = msg;
       if (++unacked >= ACK_EVERY) flush();
