@@ -8,6 +8,8 @@ import { io } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { closeAllClients, connectClient, request, whoami } from "../support/clients.js";
 import { type GatewayProcess, startGateway } from "../support/gateway-process.js";
+import { freePort } from "../support/ports.js";
+import { startPrivateRedis } from "../support/redis-server.js";
 import { nextEvent, waitFor } from "../support/wait.js";
 import { rawPolling, rawWebSocket, startBystander } from "./security-helpers.js";
 
@@ -194,6 +196,45 @@ describe("TLS on the gateway", () => {
       ).rejects.toThrow();
     } finally {
       await gateway.stop();
+    }
+  });
+
+  it("reaches Redis over TLS (rediss://): two gateways on its TLS port share a broadcast", async () => {
+    const tlsPort = await freePort();
+    const redis = await startPrivateRedis([
+      "--tls-port",
+      String(tlsPort),
+      "--tls-cert-file",
+      join(dir, "cert.pem"),
+      "--tls-key-file",
+      join(dir, "key.pem"),
+      "--tls-auth-clients",
+      "no",
+    ]);
+    const env = {
+      BACKPLANE: "redis",
+      REDIS_URL: `rediss://127.0.0.1:${tlsPort}`,
+      INGEST: "off",
+      // The test's own certificate authority, as an operator adds theirs.
+      NODE_EXTRA_CA_CERTS: join(dir, "cert.pem"),
+    };
+    const [a, b] = await Promise.all([startGateway({ env }), startGateway({ env })]);
+    try {
+      const listener = await connectClient(b.url);
+      expect(await request(listener, "join", "tls:redis")).toEqual({ ok: true });
+      const got: unknown[] = [];
+      listener.on("message", (data: unknown) => got.push(data));
+      const speaker = await connectClient(a.url);
+      await waitFor(
+        async () => {
+          await request(speaker, "publish", { room: "tls:redis", event: "message", data: "x" });
+          return got.length > 0;
+        },
+        { message: "a broadcast across gateways over rediss://" },
+      );
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await redis.stop();
     }
   });
 });
