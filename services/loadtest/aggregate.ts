@@ -70,6 +70,13 @@ export class RunAggregator {
     return expected;
   }
 
+  /** Sends that do not count for delivery: refused by the gateway or broker, or failed. */
+  get rejected(): number {
+    let counted = 0;
+    for (const n of this.countedByRoom) counted += n;
+    return Math.max(0, this.sent - counted);
+  }
+
   get lost(): number {
     return Math.max(0, this.expected - this.delivered);
   }

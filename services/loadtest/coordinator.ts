@@ -124,7 +124,12 @@ export async function runLoadtest(options: LoadtestOptions, io: RunIo): Promise<
     await until(() => allSeen("ready") || fatal.length > 0 || interrupted, setupMs);
     if (fatal.length > 0 && live().length === 0) throw new Error(fatal.join("; "));
 
-    if (!interrupted && (options.scenario === "connect-storm" || readyMembers > 0)) {
+    // A worker that failed in setup would leave its share unsent: no run is better than a skewed one.
+    if (
+      fatal.length === 0 &&
+      !interrupted &&
+      (options.scenario === "connect-storm" || readyMembers > 0)
+    ) {
       phase = options.scenario === "connect-storm" ? "storming" : "publishing";
       const at = Date.now() + START_DELAY_MS;
       agg.startAt = at;
@@ -172,7 +177,9 @@ export async function runLoadtest(options: LoadtestOptions, io: RunIo): Promise<
   if (options.htmlFile) await writeFile(options.htmlFile, renderHtml(report));
   for (const message of fatal) io.err.write(`loadtest: ${message}\n`);
   let exitCode = 0;
-  if (report.thresholds.failures.length > 0) exitCode = 1;
+  if (fatal.length > 0)
+    exitCode = 70; // EX_SOFTWARE
+  else if (report.thresholds.failures.length > 0) exitCode = 1;
   else if (interrupted) exitCode = 130;
   else if (options.scenario === "steady" && report.connections.members === 0) exitCode = 69;
   return { report, exitCode };

@@ -49,8 +49,9 @@ report
   --max-p99 MS            fail (exit 1) when the p99 latency is above MS (connect-storm: the
                           p99 connect time)
 
-exit codes: 0 done within the limits, 1 a --max-loss/--max-p99 limit was exceeded,
-  64 bad usage, 69 no client could connect, 130 interrupted (Ctrl-C; the report is written)
+exit codes: 0 done within the limits, 1 a --max-loss/--max-p99 limit was exceeded (or, with
+  either set, nothing was delivered), 64 bad usage, 69 no client could connect, 70 a generator
+  worker failed, 130 interrupted (Ctrl-C; the report is written)
 `;
 
 export type Transport = "websocket" | "polling";

@@ -64,6 +64,8 @@ export interface LoadtestReport {
   expected: number;
   /** Distinct messages received (duplicates not counted). */
   delivered: number;
+  /** Sends the gateway or broker refused or that failed (see `errors`): not expected. */
+  rejected: number;
   lost: number;
   lossPercent: number;
   duplicates: number;
@@ -169,6 +171,7 @@ export function buildReport(agg: RunAggregator, meta: ReportMeta): LoadtestRepor
     sent: agg.sent,
     expected,
     delivered: agg.delivered,
+    rejected: agg.rejected,
     lost,
     lossPercent: expected > 0 ? round((lost / expected) * 100, 4) : 0,
     duplicates: agg.duplicates,
@@ -247,12 +250,34 @@ function timeline(agg: RunAggregator): TimelinePoint[] {
 
 /** The limits a report exceeds, one sentence each. */
 export function checkThresholds(
-  report: Pick<LoadtestReport, "scenario" | "lost" | "lossPercent" | "latencyMs" | "connectMs"> & {
+  report: Pick<
+    LoadtestReport,
+    | "scenario"
+    | "sent"
+    | "rejected"
+    | "delivered"
+    | "lost"
+    | "lossPercent"
+    | "latencyMs"
+    | "connectMs"
+  > & {
     thresholds: Pick<LoadtestReport["thresholds"], "maxLoss" | "maxP99Ms">;
   },
 ): string[] {
   const failures: string[] = [];
   const { maxLoss, maxP99Ms } = report.thresholds;
+  // Refused sends are not expected, so they are not "lost": without this, a run in which every
+  // publish failed would pass the gate with nothing measured.
+  if (
+    (maxLoss || maxP99Ms !== undefined) &&
+    report.scenario === "steady" &&
+    report.sent > 0 &&
+    report.delivered === 0
+  ) {
+    failures.push(
+      `no message was delivered (${report.rejected} of ${report.sent} sends refused or failed, see errors)`,
+    );
+  }
   if (maxLoss?.kind === "count" && report.lost > maxLoss.value) {
     failures.push(`lost ${report.lost} messages, more than --max-loss ${maxLoss.value}`);
   }
@@ -286,7 +311,8 @@ export function formatSummary(report: LoadtestReport): string {
   );
   if (report.scenario === "steady") {
     lines.push(
-      `  messages   sent ${report.sent}, expected ${report.expected}, delivered ${report.delivered}, ` +
+      `  messages   sent ${report.sent} (${report.rejected} refused), expected ${report.expected}, ` +
+        `delivered ${report.delivered}, ` +
         `lost ${report.lost} (${report.lossPercent}%), duplicates ${report.duplicates}, ` +
         `out of order ${report.outOfOrder}`,
     );

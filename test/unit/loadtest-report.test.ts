@@ -230,6 +230,9 @@ describe("load-test report", () => {
 describe("thresholds", () => {
   const base = {
     scenario: "steady" as const,
+    sent: 100,
+    rejected: 0,
+    delivered: 997,
     lost: 3,
     lossPercent: 0.3,
     latencyMs: { p50: 1, p90: 2, p99: 80, p999: 90, max: 100, mean: 1, count: 10 },
@@ -263,6 +266,26 @@ describe("thresholds", () => {
     expect(checkThresholds({ ...base, scenario: "connect-storm", thresholds: limits })).toEqual([
       "p99 connect time 500 ms is above --max-p99 100 ms",
     ]);
+  });
+
+  it("fails a gated run in which nothing was delivered, though nothing counts as lost", () => {
+    const failures = checkThresholds({
+      ...base,
+      rejected: 100,
+      delivered: 0,
+      lost: 0,
+      lossPercent: 0,
+      thresholds: { maxLoss: { kind: "count", value: 0 }, maxP99Ms: undefined },
+    });
+    expect(failures).toEqual([
+      "no message was delivered (100 of 100 sends refused or failed, see errors)",
+    ]);
+  });
+
+  it("counts refused sends apart: not expected, not lost", () => {
+    const report = buildReport(sampleRun(56), meta);
+    // 22 sent, 20 accepted: the 2 rate-limited ones are refused.
+    expect(report.rejected).toBe(2);
   });
 
   it("marks the report and exits non-zero through the failures list", () => {
