@@ -54,6 +54,19 @@ const splitList = (value: string): string[] =>
 
 const list = z.string().transform(splitList).default([]);
 
+/**
+ * The sample secrets in docker-compose.yml and deploy/k8s/secret.yaml say CHANGE_ME: a gateway
+ * started with one of them would trust a key anybody can read in this repository.
+ */
+const PLACEHOLDER = /change[-_ ]?me/i;
+const PLACEHOLDER_RULE =
+  "is the repository's sample placeholder (CHANGE_ME): set a secret of your own";
+const secret = (minLength: number, rule: string) =>
+  z
+    .string()
+    .min(minLength, rule)
+    .refine((value) => !PLACEHOLDER.test(value), PLACEHOLDER_RULE);
+
 const flag = (fallback: "on" | "off") =>
   z
     .enum(["on", "off", "true", "false", "1", "0"], { message: "must be on or off" })
@@ -139,7 +152,7 @@ const schema = z
     /** Time a new Engine.IO connection has to join a namespace before it is closed. */
     HANDSHAKE_TIMEOUT_MS: int(1000, 600_000, 10_000),
     /** Bearer token GET /metrics requires; unset: /metrics is open. */
-    METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    METRICS_TOKEN: secret(16, "must be at least 16 characters").optional(),
     /** PEM certificate chain and key: the gateway serves HTTPS and WSS. */
     TLS_CERT_FILE: file,
     TLS_KEY_FILE: file,
@@ -193,8 +206,11 @@ const schema = z
     INGEST_CLAIM_IDLE_MS: int(100, 3_600_000, 30_000),
     /** Largest publish command (queue, stream or HTTP body), as UTF-8 JSON. */
     MAX_COMMAND_BYTES: int(256, 100 * 1024 * 1024, PUBLISH_DEFAULTS.maxCommandBytes),
-    PUBLISH_API_KEYS: list,
-    AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256 key)").optional(),
+    PUBLISH_API_KEYS: list.refine(
+      (keys) => !keys.some((key) => PLACEHOLDER.test(key)),
+      PLACEHOLDER_RULE,
+    ),
+    AUTH_JWT_SECRET: secret(32, "must be at least 32 characters (HS256 key)").optional(),
     AUTH_JWKS_URL: url(["https:", "http:"]),
     /** Required `iss` of client tokens. */
     AUTH_JWT_ISSUER: z.string().trim().min(1, "must not be empty").optional(),

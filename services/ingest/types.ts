@@ -20,7 +20,7 @@ export interface IngestOptions {
   maxCommandBytes?: number;
   /** Attempts at one valid command before it becomes a dead letter. @default 10 */
   maxAttempts?: number;
-  /** Consumer name: the Redis consumer and the AMQP consumer tag. @default host:pid */
+  /** Consumer name: the Redis consumer and the AMQP consumer tag (the gateway passes GATEWAY_ID). */
   consumerName?: string;
   logger?: IngestLogger;
   /** Called once per command handled, for metrics. */

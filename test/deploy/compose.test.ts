@@ -36,8 +36,15 @@ function expectConfigError(run: () => unknown, variable: string) {
   throw new Error(`expected the config schema to refuse ${variable}`);
 }
 
+/** What the operator must export before `docker compose up`: the publish API key. */
+const OPERATOR = { PUBLISH_API_KEYS: "compose-operator-key-7f3a9c" };
+
 describe("docker-compose.yml against the gateway's config schema", () => {
-  const compose = loadCompose(COMPOSE, {});
+  it("refuses to start without a publish API key of the operator's own (no shared default key)", () => {
+    expect(() => loadCompose(COMPOSE, {})).toThrow(/PUBLISH_API_KEYS is required/);
+  });
+
+  const compose = loadCompose(COMPOSE, OPERATOR);
   const gateways = gatewaysOf(compose.services);
 
   it("has three gateways built from deploy/Dockerfile with distinct ids, reachable only through the balancer", () => {
@@ -59,7 +66,7 @@ describe("docker-compose.yml against the gateway's config schema", () => {
   it.each(cases)(
     "BACKPLANE=%s gives every gateway an environment the real schema accepts (%s)",
     (value, expected) => {
-      const services = loadCompose(COMPOSE, { BACKPLANE: value }).services;
+      const services = loadCompose(COMPOSE, { ...OPERATOR, BACKPLANE: value }).services;
       const known: readonly string[] = VARIABLES;
       for (const [name, service] of gatewaysOf(services)) {
         const env = envOf(service);
@@ -75,7 +82,9 @@ describe("docker-compose.yml against the gateway's config schema", () => {
   );
 
   it("a BACKPLANE the gateways do not know stops them, naming the variable", () => {
-    const [, service] = gatewaysOf(loadCompose(COMPOSE, { BACKPLANE: "zookeeper" }).services)[0]!;
+    const [, service] = gatewaysOf(
+      loadCompose(COMPOSE, { ...OPERATOR, BACKPLANE: "zookeeper" }).services,
+    )[0]!;
     expectConfigError(() => loadConfig(envOf(service)), "BACKPLANE");
   });
 

@@ -59,8 +59,11 @@ const deployment = find("Deployment");
 const pod = deployment.spec.template;
 const container = pod.spec.containers[0];
 
-/** The environment a gateway container gets: ConfigMap and Secret (envFrom), then `env`. */
-function containerEnv(): Record<string, string> {
+/**
+ * The environment a gateway container gets: ConfigMap and Secret (envFrom), then `env`. By
+ * default the Secret's CHANGE_ME placeholders are filled in, as the operator must before applying.
+ */
+function containerEnv({ filled = true } = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const source of container.envFrom as Array<{
     configMapRef?: { name: string };
@@ -71,6 +74,11 @@ function containerEnv(): Record<string, string> {
     const object = applied.find((m) => m.kind === kind && m.metadata.name === ref?.name);
     expect(object, `${kind} ${ref?.name}`).toBeDefined();
     Object.assign(env, object!.data ?? {}, object!.stringData ?? {});
+  }
+  if (filled) {
+    for (const [key, value] of Object.entries(env)) {
+      env[key] = value.replaceAll("CHANGE_ME", `operator-secret-${key.toLowerCase()}`);
+    }
   }
   for (const { name, valueFrom } of container.env as Array<{ name: string; valueFrom?: unknown }>) {
     // A pod name, as the downward API gives it.
@@ -130,6 +138,18 @@ describe("deploy/k8s against the Kubernetes schemas (kubernetes-models)", () => 
     expect(config.redisUrl).toMatch(/^rediss:\/\//);
     expect(config.amqpUrl).toMatch(/^amqps:\/\//);
     expect(config.gatewayId).toMatch(/^switchboard-gateway-/);
+  });
+
+  it("a Secret applied with its CHANGE_ME placeholders stops the gateway, naming each variable", () => {
+    let problems: string[] = [];
+    try {
+      loadConfig(containerEnv({ filled: false }));
+    } catch (err) {
+      problems = ((err as { details?: { problems?: string[] } }).details?.problems ?? []).slice();
+    }
+    const named = problems.map((line) => line.split(":")[0]);
+    expect(named).toContain("invalid environment variable AUTH_JWT_SECRET");
+    expect(named).toContain("invalid environment variable PUBLISH_API_KEYS");
   });
 
   it("probes /readyz for readiness and /healthz for liveness on the port the gateway listens on", () => {

@@ -30,7 +30,8 @@ describe("AmqpEmitter against 3 BACKPLANE=amqp gateway processes", () => {
     const url = await amqpUrl();
     gateways = await startGateways(
       3,
-      () => ({ BACKPLANE: "amqp", AMQP_URL: url, AMQP_EXCHANGE: exchange }),
+      // INGEST off: the default publish queue is shared with every other test.
+      () => ({ BACKPLANE: "amqp", AMQP_URL: url, AMQP_EXCHANGE: exchange, INGEST: "off" }),
       "harness",
     );
     connection = await amqp.connect(url);

@@ -32,6 +32,8 @@ describe("BACKPLANE=amqp gateways with room routing (the gateway default)", () =
       BACKPLANE: "amqp",
       AMQP_URL: url,
       AMQP_EXCHANGE: exchange,
+      // Not this test's business, and the default queue is shared with every other test.
+      INGEST: "off",
     }));
   });
   afterAll(async () => {

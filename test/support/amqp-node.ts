@@ -98,8 +98,13 @@ async function main(config: NodeConfig): Promise<void> {
   });
 }
 
-async function waitReady(adapter: AmqpAdapter): Promise<void> {
-  while (!adapter.connected) await new Promise((r) => setTimeout(r, 10));
+/** Polls until the adapter is connected; a node that cannot connect in 30 s fails loudly. */
+async function waitReady(adapter: AmqpAdapter, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!adapter.connected) {
+    if (Date.now() > deadline) throw new Error(`AMQP adapter not connected after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) {

@@ -72,6 +72,17 @@ describe("gateway configuration from the environment", () => {
     ],
     [{ TLS_CERT_FILE: "/etc/hostname" }, "TLS_KEY_FILE", "set both or neither"],
     [{ METRICS_TOKEN: "short" }, "METRICS_TOKEN", "at least 16"],
+    [
+      { AUTH_JWT_SECRET: "CHANGE_ME-a-random-string-of-at-least-32-characters" },
+      "AUTH_JWT_SECRET",
+      "sample placeholder",
+    ],
+    [
+      { PUBLISH_API_KEYS: "real-key-1,dev-key-change-me" },
+      "PUBLISH_API_KEYS",
+      "sample placeholder",
+    ],
+    [{ METRICS_TOKEN: "change_me_metrics_token" }, "METRICS_TOKEN", "sample placeholder"],
     [{ AUTH_DEFAULT_ROOMS: "chat:*,a*b" }, "AUTH_DEFAULT_ROOMS", "optionally ending in one *"],
     [{ AUTH_DEFAULT_PUBLISH: "no spaces" }, "AUTH_DEFAULT_PUBLISH", "room names"],
     [{ AUTH_CLOCK_SKEW_SEC: "3600" }, "AUTH_CLOCK_SKEW_SEC", "at most 600"],
