@@ -4,8 +4,10 @@ import { request as httpsRequest } from "node:https";
 import { connect, type Socket as NetSocket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { io } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { amqpUrl } from "../support/brokers.js";
 import { closeAllClients, connectClient, request, whoami } from "../support/clients.js";
 import { type GatewayProcess, startGateway } from "../support/gateway-process.js";
 import { freePort } from "../support/ports.js";
@@ -235,6 +237,51 @@ describe("TLS on the gateway", () => {
     } finally {
       await Promise.all([a.stop(), b.stop()]);
       await redis.stop();
+    }
+  });
+
+  it("reaches RabbitMQ over TLS (amqps://) through a TLS terminator in front of the broker", async () => {
+    // RabbitMQ here has no TLS listener: the test terminates TLS itself and forwards the bytes.
+    const broker = new URL(await amqpUrl());
+    const terminator = createTlsServer(
+      { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")) },
+      (tlsSocket) => {
+        const upstream = connect(Number(broker.port || 5672), broker.hostname);
+        tlsSocket.pipe(upstream).pipe(tlsSocket);
+        tlsSocket.on("error", () => upstream.destroy());
+        upstream.on("error", () => tlsSocket.destroy());
+      },
+    );
+    await new Promise<void>((resolve) => terminator.listen(0, "127.0.0.1", resolve));
+    const port = (terminator.address() as { port: number }).port;
+    const url = new URL(broker);
+    url.protocol = "amqps:";
+    url.hostname = "127.0.0.1";
+    url.port = String(port);
+    const env = {
+      BACKPLANE: "amqp",
+      AMQP_URL: url.toString(),
+      AMQP_EXCHANGE: `switchboard.test.tls.${process.pid}.${Date.now()}`,
+      INGEST: "off",
+      NODE_EXTRA_CA_CERTS: join(dir, "cert.pem"),
+    };
+    const [a, b] = await Promise.all([startGateway({ env }), startGateway({ env })]);
+    try {
+      const listener = await connectClient(b.url);
+      expect(await request(listener, "join", "tls:amqp")).toEqual({ ok: true });
+      const got: unknown[] = [];
+      listener.on("message", (data: unknown) => got.push(data));
+      const speaker = await connectClient(a.url);
+      await waitFor(
+        async () => {
+          await request(speaker, "publish", { room: "tls:amqp", event: "message", data: "x" });
+          return got.length > 0;
+        },
+        { message: "a broadcast across gateways over amqps://" },
+      );
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await new Promise((resolve) => terminator.close(resolve));
     }
   });
 });
