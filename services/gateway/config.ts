@@ -354,21 +354,40 @@ export function configError(problems: string[]): SwitchboardError {
  * Reads and checks the environment. Throws SWB_ERR_INVALID_CONFIG with `details.problems`: one
  * line per bad variable, each naming it (secrets are never echoed).
  */
+/** Settings whose blank value would silently disable a protection (auth, the metrics token). */
+const FAIL_CLOSED_WHEN_BLANK: ReadonlySet<string> = new Set([
+  "AUTH_JWT_SECRET",
+  "AUTH_JWKS_URL",
+  "METRICS_TOKEN",
+]);
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  // Empty strings mean "unset", as docker compose and Kubernetes produce them for blank values.
+  // Empty strings mean "unset", as docker compose and Kubernetes produce them for blank values,
+  // except for the settings that turn protection on: a blank one is a mistake (a secret key
+  // missing from a Secret), and reading it as unset would open the gateway, so it is refused.
   const input: Record<string, string> = {};
+  const blank: string[] = [];
   for (const key of KNOWN) {
     const value = env[key];
-    if (value !== undefined && value !== "") input[key] = value;
+    if (value === undefined) continue;
+    if (value.trim() !== "") input[key] = value;
+    else if (FAIL_CLOSED_WHEN_BLANK.has(key)) {
+      blank.push(
+        `invalid environment variable ${key}: is set but empty, which would turn its protection off; give it a value, or unset it`,
+      );
+    }
   }
   const result = schema.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? "environment");
-      const got = input[name];
-      const shown = got === undefined ? "" : ` (got ${JSON.stringify(redactSetting(name, got))})`;
-      return `invalid environment variable ${name}: ${issue.message}${shown}`;
-    });
+  if (!result.success || blank.length > 0) {
+    const issues = result.success ? [] : result.error.issues;
+    const problems = blank.concat(
+      issues.map((issue) => {
+        const name = String(issue.path[0] ?? "environment");
+        const got = input[name];
+        const shown = got === undefined ? "" : ` (got ${JSON.stringify(redactSetting(name, got))})`;
+        return `invalid environment variable ${name}: ${issue.message}${shown}`;
+      }),
+    );
     throw configError(problems);
   }
   const config: Record<string, unknown> = {};

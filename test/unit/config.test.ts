@@ -37,6 +37,18 @@ describe("gateway configuration from the environment", () => {
     expect(loadConfig({ PORT: "", BACKPLANE: "" }).port).toBe(3000);
   });
 
+  it.each(["AUTH_JWT_SECRET", "AUTH_JWKS_URL", "METRICS_TOKEN"])(
+    "refuses a blank %s instead of running without that protection",
+    (name) => {
+      for (const blank of ["", "  "]) {
+        const problems = problemsOf({ [name]: blank });
+        expect(problems).toEqual([
+          expect.stringContaining(`invalid environment variable ${name}: is set but empty`),
+        ]);
+      }
+    },
+  );
+
   it.each([
     [{ PORT: "abc" }, "PORT", "whole number"],
     [{ PORT: "70000" }, "PORT", "at most 65535"],
