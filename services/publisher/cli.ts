@@ -19,9 +19,9 @@ export const PUBLISH_USAGE = `usage: switchboard publish --via amqp|redis|http -
   --except ROOM     clients in this room do not receive it; repeat for more
   --namespace NSP   Socket.IO namespace (default /)
   --id ID           the command's id (default: a random UUID)
-  --key KEY         API key, for --via http (one of the gateway's PUBLISH_API_KEYS)
-  --queue NAME      RabbitMQ queue (default switchboard.publish)
-  --stream NAME     Redis stream (default switchboard:publish)
+  --key KEY         API key, only with --via http (one of the gateway's PUBLISH_API_KEYS)
+  --queue NAME      RabbitMQ queue, only with --via amqp (default switchboard.publish)
+  --stream NAME     Redis stream, only with --via redis (default switchboard:publish)
   --timeout MS      give up waiting for the confirmation after MS (default 10000)
 
 exit codes: 0 published, 64 bad usage, 65 invalid command, 69 broker or gateway unavailable,
@@ -93,6 +93,16 @@ function parse(argv: string[]): { options: PublisherOptions; command: PublishInp
   const via = values.via;
   if (via !== "amqp" && via !== "redis" && via !== "http") {
     throw usage("--via must be amqp, redis or http");
+  }
+  // A flag another --via would use is a mistake, not something to ignore silently.
+  for (const [flag, owner] of [
+    ["queue", "amqp"],
+    ["stream", "redis"],
+    ["key", "http"],
+  ] as const) {
+    if (values[flag] !== undefined && via !== owner) {
+      throw usage(`--${flag} is only valid with --via ${owner} (got --via ${via})`);
+    }
   }
   if (values.event === undefined) throw usage("--event is required");
   let data: unknown = null;

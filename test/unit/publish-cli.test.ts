@@ -17,6 +17,30 @@ describe("switchboard publish: readable errors and exit codes", () => {
       [["--via", "redis", "--event", "m", "--data", "{x"], "--data is not JSON"],
       [["--via", "http", "--event", "m"], "--key is required with --via http"],
       [["--via", "redis", "--event", "m", "--bogus"], "Unknown option '--bogus'"],
+      [
+        ["--via", "redis", "--event", "m", "--queue", "q"],
+        "--queue is only valid with --via amqp (got --via redis)",
+      ],
+      [
+        ["--via", "http", "--key", "k", "--event", "m", "--queue", "q"],
+        "--queue is only valid with --via amqp (got --via http)",
+      ],
+      [
+        ["--via", "amqp", "--event", "m", "--stream", "s"],
+        "--stream is only valid with --via redis (got --via amqp)",
+      ],
+      [
+        ["--via", "http", "--key", "k", "--event", "m", "--stream", "s"],
+        "--stream is only valid with --via redis (got --via http)",
+      ],
+      [
+        ["--via", "amqp", "--event", "m", "--key", "k"],
+        "--key is only valid with --via http (got --via amqp)",
+      ],
+      [
+        ["--via", "redis", "--event", "m", "--key", "k"],
+        "--key is only valid with --via http (got --via redis)",
+      ],
     ] as const) {
       const { code, err } = await cli([...args]);
       expect(code, message).toBe(64);
@@ -36,7 +60,8 @@ describe("switchboard publish: readable errors and exit codes", () => {
   it("exits 69 when the broker or gateway cannot be reached", async () => {
     for (const via of ["amqp", "http"]) {
       const url = via === "amqp" ? "amqp://127.0.0.1:9" : "http://127.0.0.1:9";
-      const { code, err } = await cli(["--via", via, "--url", url, "--key", "k", "--event", "m"]);
+      const key = via === "http" ? ["--key", "k"] : [];
+      const { code, err } = await cli(["--via", via, "--url", url, ...key, "--event", "m"]);
       expect(code, via).toBe(69);
       expect(err, via).toMatch(
         /^switchboard publish: cannot (connect to RabbitMQ|reach http:\/\/127\.0\.0\.1:9)/,
