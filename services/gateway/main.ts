@@ -1,5 +1,5 @@
 import { createBackplane } from "../../adapters/backplane.js";
-import { ErrorCode, isSwitchboardError } from "../../core/errors.js";
+import { ErrorCode, errorMessage, isSwitchboardError } from "../../core/errors.js";
 import { exitOnSignals } from "../lifecycle.js";
 import { type Authenticator, createAuthenticator } from "./auth.js";
 import { type Config, loadConfig } from "./config.js";
@@ -118,7 +118,7 @@ export async function runGateway(
 export function brokerAuthFailure(
   err: unknown,
 ): { broker: "redis" | "amqp"; variable: string; reason: string } | undefined {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   if (/^(WRONGPASS|NOAUTH)\b/.test(message)) {
     return { broker: "redis", variable: "REDIS_URL", reason: message.slice(0, 200) };
   }
