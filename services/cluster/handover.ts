@@ -8,12 +8,17 @@ import { setupMaster } from "@socket.io/sticky";
  * The primary's side of `switchboard cluster`: cluster-adapter relaying, and an HTTP server (not
  * yet listening) whose connections @socket.io/sticky hands to workers. Call before forking.
  */
-export function setupStickyPrimary(): Server {
+export function setupStickyPrimary(limits: {
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+}): Server {
   // "advanced" (structured clone) keeps Buffers binary between workers, as the cluster adapter
   // requires; JSON would turn them into {type: "Buffer", data: [...]}.
   cluster.setupPrimary({ serialization: "advanced" });
   setupPrimary();
-  const httpServer = createServer();
+  // Checked every second, as the gateway's own server does (Node's default is every 30 s).
+  const httpServer = createServer({ ...limits, connectionsCheckingInterval: 1000 });
   // Before sticky's own listener, so that it runs first.
   httpServer.on("connection", stopReadingOnHandover);
   setupMaster(httpServer, { loadBalancingMethod: "least-connection" });

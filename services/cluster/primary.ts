@@ -4,6 +4,7 @@ import { backoffDelay } from "../../core/retry.js";
 import { type Config, configError } from "../gateway/config.js";
 import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
+import { countConnectionsForWorkers } from "./connection-count.js";
 import { setupStickyPrimary } from "./handover.js";
 
 /**
@@ -63,7 +64,14 @@ export function createClusterPrimary(
   let nextIndex = 0;
   let stopping = false;
 
-  const httpServer = setupStickyPrimary();
+  // The primary reads each connection's first bytes before a worker gets it: a client that sends
+  // nothing is this server's to time out, with the same bounds as a gateway's.
+  const httpServer = setupStickyPrimary({
+    headersTimeout: config.httpHeadersTimeoutMs,
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+  });
+  countConnectionsForWorkers();
 
   const fork = (index: number): ClusterWorker => {
     const gatewayId = `${config.gatewayId}-w${index}`;

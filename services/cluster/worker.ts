@@ -2,6 +2,7 @@ import { setupWorker } from "@socket.io/sticky";
 import type { Config } from "../gateway/config.js";
 import { type GatewayProcess, runGateway } from "../gateway/main.js";
 import { isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
+import { primaryConnectionCount } from "./connection-count.js";
 import { releaseEarlyConnections } from "./early-connections.js";
 
 /**
@@ -9,7 +10,10 @@ import { releaseEarlyConnections } from "./early-connections.js";
  * primary hands it connections over IPC, and the primary asks it to stop with SHUTDOWN_MESSAGE.
  */
 export async function runClusterWorker(config: Config): Promise<GatewayProcess> {
-  const running = await runGateway(config, { clusterWorker: true });
+  const running = await runGateway(config, {
+    clusterWorker: true,
+    connectionCount: primaryConnectionCount(),
+  });
   process.on("message", (message: unknown) => {
     if (isIpcMessage(message, SHUTDOWN_MESSAGE)) running.requestShutdown("primary");
   });

@@ -17,6 +17,18 @@ import type { Logger } from "./logger.js";
 
 export type AdmissionRefusal = "draining" | "origin_not_allowed" | "too_many_connections";
 
+/**
+ * Connection counts kept for several processes together (the `switchboard cluster` primary for its
+ * workers), so that MAX_CONNECTIONS_PER_IP holds for the whole port, not per process.
+ */
+export interface SharedConnectionCount {
+  /** Open connections of `address` across every process sharing the count. */
+  count(address: string): Promise<number>;
+  /** Records one more connection of `address`; resolves with the new total. */
+  opened(address: string): Promise<number>;
+  closed(address: string): void;
+}
+
 export interface AdmissionOptions {
   /** Allowed origins; empty or containing `*`: every origin. */
   origins: readonly string[];
@@ -25,6 +37,8 @@ export interface AdmissionOptions {
   proxies: TrustedProxies;
   isDraining: () => boolean;
   logger: Logger;
+  /** Counts shared with other processes; default: this process's own. */
+  shared?: SharedConnectionCount;
   onRefused?: (reason: AdmissionRefusal) => void;
 }
 
@@ -60,41 +74,72 @@ export function createAdmission(options: AdmissionOptions): Admission {
     return MESSAGES[reason];
   };
 
-  const verdict = (req: IncomingMessage): string | null => {
+  const max = options.maxConnectionsPerIp;
+  const shared = options.shared;
+
+  /** The verdict on everything but the shared count: a refusal message, or the address. */
+  const verdict = (req: IncomingMessage): { err: string } | { address: string } => {
     const address = addressOf(req.socket.remoteAddress, req.headers);
-    if (options.isDraining()) return MESSAGES.draining;
+    if (options.isDraining()) return { err: MESSAGES.draining };
     const origin = req.headers.origin;
     if (!anyOrigin && origin !== undefined && !origins.has(origin)) {
-      return refuse("origin_not_allowed", address, { origin: origin.slice(0, 200) });
+      return { err: refuse("origin_not_allowed", address, { origin: origin.slice(0, 200) }) };
     }
-    const max = options.maxConnectionsPerIp;
-    if (max > 0 && (open.get(address) ?? 0) >= max) {
-      return refuse("too_many_connections", address);
+    if (max > 0 && !shared && (open.get(address) ?? 0) >= max) {
+      return { err: refuse("too_many_connections", address) };
     }
-    return null;
+    return { address };
   };
 
   return {
     allowRequest: (req, callback) => {
-      const err = verdict(req);
-      callback(err, err === null);
+      const result = verdict(req);
+      if ("err" in result) return callback(result.err, false);
+      if (max === 0 || !shared) return callback(null, true);
+      shared.count(result.address).then(
+        (count) => {
+          if (count < max) return callback(null, true);
+          callback(refuse("too_many_connections", result.address), false);
+        },
+        (err: unknown) => {
+          // The shared count did not answer: this process's own count still bounds the address.
+          options.logger.warn({ err }, "shared connection count unavailable");
+          const ok = (open.get(result.address) ?? 0) < max;
+          callback(ok ? null : refuse("too_many_connections", result.address), ok);
+        },
+      );
     },
     track(io) {
       io.engine.on("connection", (conn: EngineConnection) => {
         const address = addressOf(conn.remoteAddress, conn.request.headers);
         const count = (open.get(address) ?? 0) + 1;
         open.set(address, count);
-        conn.once("close", () => {
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
           const left = (open.get(address) ?? 1) - 1;
           if (left <= 0) open.delete(address);
           else open.set(address, left);
-        });
+          shared?.closed(address);
+        };
+        conn.once("close", release);
         // Handshakes in flight together all passed the check: the ones over the limit go now.
-        const max = options.maxConnectionsPerIp;
-        if (max > 0 && count > max) {
+        const overLimit = () => {
           refuse("too_many_connections", address);
           conn.close();
+        };
+        if (max === 0) return;
+        if (!shared) {
+          if (count > max) overLimit();
+          return;
         }
+        shared.opened(address).then(
+          (total) => {
+            if (total > max && !released) overLimit();
+          },
+          (err: unknown) => options.logger.warn({ err }, "shared connection count unavailable"),
+        );
       });
     },
     connectionsOf: (address) => open.get(address) ?? 0,

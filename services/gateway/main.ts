@@ -1,6 +1,7 @@
 import { createBackplane } from "../../adapters/backplane.js";
 import { ErrorCode, errorMessage, isSwitchboardError } from "../../core/errors.js";
 import { exitOnSignals } from "../lifecycle.js";
+import type { SharedConnectionCount } from "./admission.js";
 import { type Authenticator, createAuthenticator } from "./auth.js";
 import { type Config, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -13,6 +14,8 @@ export interface RunGatewayOptions {
    * decides when it stops.
    */
   clusterWorker?: boolean;
+  /** Per-IP connection counts shared with other processes (the cluster primary's). */
+  connectionCount?: SharedConnectionCount;
 }
 
 /** Reads the config or stops the process with one line per bad variable. */
@@ -88,7 +91,13 @@ export async function runGateway(
   // Before anything opens: a setting that cannot be honoured must not leave a door open.
   const authenticator = await authenticatorOrExit(config, logger);
   const backplane = await createBackplane(config, logger);
-  const gateway = createGateway({ config, backplane, logger, authenticator });
+  const gateway = createGateway({
+    config,
+    backplane,
+    logger,
+    authenticator,
+    connectionCount: options.connectionCount,
+  });
   const { startPublishing } = await import("./publishing.js");
   await startPublishing(gateway, config, logger);
 

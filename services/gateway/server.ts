@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { Server, type Socket } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
-import { createAdmission } from "./admission.js";
+import { createAdmission, type SharedConnectionCount } from "./admission.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
 import { trustedProxies } from "./client-address.js";
 import type { Config } from "./config.js";
@@ -28,6 +28,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** Who clients are and what they may do; default: dev mode (anonymous, every room). */
   authenticator?: Authenticator;
+  /** MAX_CONNECTIONS_PER_IP counted with other processes (the cluster primary's count). */
+  connectionCount?: SharedConnectionCount;
 }
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -91,6 +93,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     isDraining: () => draining,
     logger,
     onRefused: (reason) => metrics.handshakeRefusals.inc({ code: reason }),
+    shared: options.connectionCount,
   });
   const io = new Server(httpServer, {
     adapter: backplane.adapter,
