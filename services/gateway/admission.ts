@@ -124,6 +124,13 @@ export function createAdmission(options: AdmissionOptions): Admission {
           shared?.closed(address);
         };
         conn.once("close", release);
+        // A server-side close (HANDSHAKE_TIMEOUT_MS, a refusal) of a long-polling connection ends
+        // only at the client's next request or Engine.IO's timeouts: the slot is free at once.
+        const close = conn.close;
+        conn.close = function (this: EngineConnection, ...args: unknown[]) {
+          release();
+          return close.apply(this, args);
+        };
         // Handshakes in flight together all passed the check: the ones over the limit go now.
         const overLimit = () => {
           refuse("too_many_connections", address);
@@ -151,5 +158,5 @@ interface EngineConnection {
   remoteAddress: string;
   request: { headers: IncomingMessage["headers"] };
   once(event: "close", listener: () => void): void;
-  close(): void;
+  close(...args: unknown[]): unknown;
 }
