@@ -94,6 +94,7 @@ export async function createBackplane(
         requestsTimeoutMs: config.requestsTimeoutMs,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+        logger,
       });
       // Bounded: a gateway whose Redis is down still starts, local-only and not ready.
       if (!(await redis.whenReady(10_000))) {

@@ -3,6 +3,7 @@ import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
+import { type Logger, silentLogger } from "../../core/logger.js";
 import { positiveInt } from "../../core/validate.js";
 import {
   closeClient,
@@ -34,6 +35,8 @@ export interface RedisBackplaneOptions extends RedisTarget {
    * queued for later). @default ignore
    */
   onDropped?: (dropped: DroppedCommand) => void;
+  /** Where connection errors go (one line when a connection starts failing, one when it is back). @default silent */
+  logger?: Logger;
 }
 
 export interface RedisBackplane {
@@ -111,8 +114,12 @@ export function createRedisBackplane(
             sub,
           );
   }
-  // Errors show in the status (isConnected, /readyz); without listeners ioredis would log them.
-  for (const client of clients) client.on("error", () => {});
+  // Errors also show in the status (isConnected, /readyz). A listener is required: without one
+  // ioredis reports them as unhandled.
+  const logger = options.logger ?? silentLogger;
+  clients.forEach((client, i) => {
+    logClientErrors(client, i === 0 ? "publisher" : "subscriber", logger);
+  });
   failFastWhenOffline(pub, onDropped);
 
   let closing: Promise<void> | undefined;
@@ -133,4 +140,32 @@ export function createRedisBackplane(
       return closing;
     },
   };
+}
+
+/** The part of an ioredis client `logClientErrors` listens to. */
+export interface ErrorSource {
+  on(event: "error", listener: (err: Error) => void): unknown;
+  on(event: "ready", listener: () => void): unknown;
+}
+
+/**
+ * Logs a Redis connection's errors without flooding: ioredis emits one per reconnect attempt
+ * during an outage, so only the first after the connection was fine is logged (warn), and one
+ * line (info) when it is ready again.
+ */
+export function logClientErrors(client: ErrorSource, connection: string, logger: Logger): void {
+  let failing = false;
+  client.on("error", (err: Error) => {
+    if (failing) return;
+    failing = true;
+    logger.warn(
+      { err, connection },
+      "Redis connection error; retrying (not logged again until it recovers)",
+    );
+  });
+  client.on("ready", () => {
+    if (!failing) return;
+    failing = false;
+    logger.info({ connection }, "Redis connection ready again");
+  });
 }

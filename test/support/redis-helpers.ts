@@ -43,7 +43,12 @@ export function errorLines(gateway: GatewayProcess): string[] {
   return gateway
     .output()
     .split("\n")
-    .filter((line) => /"level":(50|60)|unhandled|uncaught|Error:/i.test(line));
+    .filter((line) => {
+      // A log line says its level (a warning may carry an error's stack); other lines are Node's.
+      const level = /^\{"level":("?\w+"?)/.exec(line)?.[1];
+      if (level !== undefined) return /^("error"|"fatal"|50|60)$/.test(level);
+      return /unhandled|uncaught|Error:/i.test(line);
+    });
 }
 
 export async function readyz(gateway: GatewayProcess): Promise<{ status: number; body: unknown }> {
