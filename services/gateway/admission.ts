@@ -1,4 +1,6 @@
-import type { IncomingMessage } from "node:http";
+import type { Server as HttpServer, IncomingMessage } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
 import type { Server } from "socket.io";
 import { clientAddress, type TrustedProxies } from "./client-address.js";
 import type { Logger } from "./logger.js";
@@ -47,6 +49,9 @@ type AllowRequest = (
   callback: (err: string | null, ok: boolean) => void,
 ) => void;
 
+/** Engine.IO's error code for a handshake `allowRequest` refused. */
+const FORBIDDEN = 4;
+
 const MESSAGES: Record<AdmissionRefusal, string> = {
   draining: "draining",
   origin_not_allowed: "origin not allowed",
@@ -56,6 +61,12 @@ const MESSAGES: Record<AdmissionRefusal, string> = {
 export interface Admission {
   allowRequest: AllowRequest;
   /** Counts connections per address and closes any over the limit (call once io exists). */
+  /**
+   * engine.io answers a refused WebSocket handshake with 400; this answers it 403 with the same
+   * body as on long-polling, before engine.io sees it (call before creating the Socket.IO server
+   * or after: the listener goes first). `path`: Engine.IO's path, e.g. `/socket.io/`.
+   */
+  guardUpgrades(server: HttpServer | HttpsServer, path: string): void;
   track(io: Server): void;
   /** Open connections of one address (for tests and metrics). */
   connectionsOf(address: string): number;
@@ -91,23 +102,56 @@ export function createAdmission(options: AdmissionOptions): Admission {
     return { address };
   };
 
+  const decide: AllowRequest = (req, callback) => {
+    const result = verdict(req);
+    if ("err" in result) return callback(result.err, false);
+    if (max === 0 || !shared) return callback(null, true);
+    shared.count(result.address).then(
+      (count) => {
+        if (count < max) return callback(null, true);
+        callback(refuse("too_many_connections", result.address), false);
+      },
+      (err: unknown) => {
+        // The shared count did not answer: this process's own count still bounds the address.
+        options.logger.warn({ err }, "shared connection count unavailable");
+        const ok = (open.get(result.address) ?? 0) < max;
+        callback(ok ? null : refuse("too_many_connections", result.address), ok);
+      },
+    );
+  };
+  /** Handshakes already decided by the upgrade guard: engine.io's own check reuses the verdict. */
+  const decided = new WeakMap<IncomingMessage, Promise<string | null>>();
+
   return {
     allowRequest: (req, callback) => {
-      const result = verdict(req);
-      if ("err" in result) return callback(result.err, false);
-      if (max === 0 || !shared) return callback(null, true);
-      shared.count(result.address).then(
-        (count) => {
-          if (count < max) return callback(null, true);
-          callback(refuse("too_many_connections", result.address), false);
-        },
-        (err: unknown) => {
-          // The shared count did not answer: this process's own count still bounds the address.
-          options.logger.warn({ err }, "shared connection count unavailable");
-          const ok = (open.get(result.address) ?? 0) < max;
-          callback(ok ? null : refuse("too_many_connections", result.address), ok);
-        },
-      );
+      const decision = decided.get(req);
+      if (!decision) return decide(req, callback);
+      // A refused upgrade was answered already (403): engine.io must not answer it again.
+      decision.then((err) => {
+        if (err === null) callback(null, true);
+      });
+    },
+    guardUpgrades(server, path) {
+      server.prependListener("upgrade", (req: IncomingMessage, socket: Duplex) => {
+        // Engine.IO's own test for its requests; an upgrade of an open session (sid) is no handshake.
+        if (!req.url?.startsWith(path) || new URL(req.url, "http://x").searchParams.has("sid")) {
+          return;
+        }
+        const decision = new Promise<string | null>((resolve) =>
+          decide(req, (err) => resolve(err)),
+        );
+        decided.set(req, decision);
+        decision.then((err) => {
+          if (err === null) return;
+          if (!socket.writable) return void socket.destroy();
+          const body = JSON.stringify({ code: FORBIDDEN, message: err });
+          socket.on("error", () => {}); // the client may be gone already
+          socket.once("finish", () => socket.destroy());
+          socket.end(
+            `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          );
+        });
+      });
     },
     track(io) {
       io.engine.on("connection", (conn: EngineConnection) => {

@@ -113,6 +113,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     allowRequest: admission.allowRequest,
   });
   admission.track(io);
+  admission.guardUpgrades(httpServer, io.path().endsWith("/") ? io.path() : `${io.path()}/`);
 
   // Memory: engine.io keeps the upgrade request (an IncomingMessage with its raw headers, parser
   // and stream state) for as long as the connection lives. Socket.IO reads only its headers, url,
