@@ -17,6 +17,7 @@ import {
   allKey,
   allRoomsPattern,
   encodeOptions,
+  hasRoomKey,
   nodeKey,
   type Routed,
   Router,
@@ -38,8 +39,9 @@ type PublishInput = Parameters<ClusterAdapterWithHeartbeat["publish"]>[0];
  * (`adapter.requests`). What this class adds, and only that:
  *
  * - room-aware bindings (`roomRouting: true`): a room's routing key is bound
- *   while the node has a local member; socket-id keys are bound before the
- *   connection completes, and a remote `socketsJoin` binds before it applies;
+ *   while the node has a local member, and a remote `socketsJoin` binds before
+ *   it applies. Socket-id rooms are never bound (routing.ts sends messages
+ *   naming one on the "all" key), so a connection costs no broker round trip;
  * - requests that honour `requestsTimeoutMs` (or the `timeout` flag), fail with
  *   @socket.io/redis-adapter's messages as `SWB_ERR_REQUEST_TIMEOUT`, resolve
  *   with what arrived under `partialResults`, and are settled on close;
@@ -51,7 +53,6 @@ type PublishInput = Parameters<ClusterAdapterWithHeartbeat["publish"]>[0];
  */
 export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
   private readonly internals: BaseInternals;
-  private readonly preconnect = new Set<string>(); // socket ids bound before join
   private readonly registered: Promise<void>;
   private readonly removeHandler: () => void;
   private readonly removeReconnectListener: () => void;
@@ -79,16 +80,6 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     this.registered = Promise.all(this.ownKeys().map((key) => transport.bind(key))).then(
       () => undefined,
     );
-    if (opts.roomRouting) {
-      // Socket.IO joins a socket to its own id room without awaiting it and
-      // then tells the client its id; binding that key first guarantees an
-      // emit to the id from another node cannot overtake the binding.
-      nsp.use((socket, next) => {
-        if (this.closed) return next();
-        this.preconnect.add(socket.id);
-        this.transport.bind(roomKey(nsp.name, socket.id)).then(() => next());
-      });
-    }
   }
 
   /** This node's id in the cluster (the sender id of its messages). */
@@ -114,13 +105,13 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
 
   override addAll(id: string, rooms: Set<Room>): Promise<void> {
     super.addAll(id, rooms);
-    this.preconnect.delete(id);
     if (!this.opts.roomRouting || this.closed) return Promise.resolve();
     // Resolves once every room's key is bound, so `await socket.join(room)`
-    // means "broadcasts to room from any node now reach this socket".
-    return Promise.all(
-      [...rooms].map((room) => this.transport.bind(roomKey(this.nsp.name, room))),
-    ).then(() => undefined);
+    // means "broadcasts to room from any node now reach this socket". The
+    // socket's own id room needs no key: messages naming it travel on "all".
+    const keys = [...rooms].filter(hasRoomKey).map((room) => roomKey(this.nsp.name, room));
+    if (keys.length === 0) return Promise.resolve();
+    return Promise.all(keys.map((key) => this.transport.bind(key))).then(() => undefined);
   }
 
   override del(id: string, room: Room): void {
@@ -129,9 +120,8 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
   }
 
   override delAll(id: string): void {
-    const rooms: Room[] = [...(this.sids.get(id) ?? []), id];
+    const rooms: Room[] = [...(this.sids.get(id) ?? [])];
     super.delAll(id);
-    this.preconnect.delete(id);
     this.unbindIfEmpty(rooms);
   }
 
@@ -181,13 +171,15 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
       // Bind the new rooms before the join becomes visible, so that whoever
       // learns of it (from us, or by asking us) can already reach the room;
       // messages arriving meanwhile wait, to keep their order.
-      const rooms = message.data.rooms;
-      return Promise.all(rooms.map((r) => this.transport.bind(roomKey(this.nsp.name, r)))).then(
-        () => {
-          super.onMessage(message, offset);
-          this.unbindIfEmpty(rooms); // the matching sockets may have left meanwhile
-        },
-      );
+      const rooms = message.data.rooms.filter(hasRoomKey);
+      if (rooms.length > 0) {
+        return Promise.all(rooms.map((r) => this.transport.bind(roomKey(this.nsp.name, r)))).then(
+          () => {
+            super.onMessage(message, offset);
+            this.unbindIfEmpty(rooms); // the matching sockets may have left meanwhile
+          },
+        );
+      }
     }
     // For our own kinds this only records the sender as alive: the base ignores kinds it does not know.
     super.onMessage(message, offset);
@@ -341,7 +333,7 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
     if (!transportClosed) {
       const keys = [
         ...this.ownKeys(),
-        ...[...this.rooms.keys(), ...this.preconnect].map((r) => roomKey(this.nsp.name, r)),
+        ...[...this.rooms.keys()].filter(hasRoomKey).map((r) => roomKey(this.nsp.name, r)),
       ];
       await Promise.all(keys.map((key) => this.transport.unbind(key)));
     }
@@ -357,7 +349,7 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
   private unbindIfEmpty(rooms: Iterable<Room>): void {
     if (!this.opts.roomRouting || this.closed) return;
     for (const room of rooms) {
-      if (!this.rooms.has(room) && !this.preconnect.has(room as string))
+      if (hasRoomKey(room) && !this.rooms.has(room))
         void this.transport.unbind(roomKey(this.nsp.name, room));
     }
   }

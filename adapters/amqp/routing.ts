@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { BroadcastFlags, BroadcastOptions, Room } from "socket.io-adapter";
 import { MessageType } from "socket.io-adapter";
+import { isSocketIdShaped } from "../../core/names.js";
 import type { WireMessage } from "./codec.js";
 
 /**
@@ -8,8 +9,14 @@ import type { WireMessage } from "./codec.js";
  *
  *   a.<nsp>          "all": every node with an adapter for <nsp> binds it
  *   r.<nsp>.<room>   a room: bound while the node has a local member
- *                    (socket ids are rooms, so the owning node binds them)
  *   n.<nsp>.<uid>    one node: responses go to the asking node only
+ *
+ * Socket ids are rooms too, but a room shaped like one (core/names.ts) has no
+ * key of its own: a message targeting one goes to "all" and every node
+ * filters it locally. Binding a key per socket would cost a broker round trip
+ * before every CONNECT (an emit to the id may follow as soon as the client
+ * knows it) and another at disconnect; the price is that single-socket emits
+ * reach every node of the namespace, as every emit does on Redis.
  *
  * Publishers never depend on how subscribers bind: a node in fan-out mode
  * binds `r.<nsp>.*` and still gets every room message. That keeps emitters
@@ -57,6 +64,11 @@ export function roomKey(nsp: string, room: Room | number): string {
   return `${KeyKind.ROOM}.${encodeWord(nsp)}.${encodeWord(String(room))}`;
 }
 
+/** Whether a node binds `room`'s own key while it has members (socket-id-shaped rooms: never). */
+export function hasRoomKey(room: Room): boolean {
+  return !isSocketIdShaped(room);
+}
+
 /** Binding pattern a fan-out node uses to receive every room message of `nsp`. */
 export function allRoomsPattern(nsp: string): string {
   return `${KeyKind.ROOM}.${encodeWord(nsp)}.*`;
@@ -90,7 +102,8 @@ export interface Routed {
  * ack, where Socket.IO waits for a client count from every server).
  *
  * Room-scoped work (broadcast, socketsJoin/Leave, disconnectSockets) goes to
- * its rooms' keys. With several rooms, copy i targets room i and excepts rooms
+ * its rooms' keys, unless a target room is shaped like a socket id (no node
+ * binds such a key: see above), or there are too many rooms. With several rooms, copy i targets room i and excepts rooms
  * 0..i-1, so a socket in two rooms is reached exactly once (by the first copy
  * whose room it is in), and a node binding several of the rooms applies the
  * operation once per socket. Copies from one channel reach a queue in order.
@@ -98,7 +111,12 @@ export interface Routed {
 export function route(message: WireMessage): Routed[] {
   const nsp = message.nsp;
   const opts = roomScopedOptions(message);
-  if (!opts || opts.rooms.length === 0 || opts.rooms.length > MAX_ROOMS_PER_SPLIT) {
+  if (
+    !opts ||
+    opts.rooms.length === 0 ||
+    opts.rooms.length > MAX_ROOMS_PER_SPLIT ||
+    opts.rooms.some(isSocketIdShaped)
+  ) {
     return [{ key: allKey(nsp), message }];
   }
   if (opts.rooms.length === 1) {

@@ -97,6 +97,31 @@ describe("AmqpEmitter against 3 servers", () => {
     expect(await Promise.all(got)).toEqual([1, 1, 1]);
   });
 
+  it("with room routing on, reaches a socket id right after connect, and disconnects by id", async () => {
+    const cluster = await startAmqpCluster({ adapter: { roomRouting: true } });
+    const emitter = await emitterFor(cluster);
+    const base = cluster.adapter(1).stats().bindings;
+    const client = await cluster.client(1);
+    const other = await cluster.client(2);
+    const got = nextEvent(client, "private");
+    emitter.to(client.id ?? "").emit("private", "psst");
+    expect(await got).toBe("psst");
+    expect(cluster.adapter(1).stats().bindings).toBe(base); // no key of its own
+    let otherGot = 0;
+    other.on("everyone-else", () => otherGot++);
+    const seen = nextEvent(client, "everyone-else");
+    emitter.except(other.id ?? "").emit("everyone-else", 1);
+    await seen;
+    const sentinel = nextEvent(other, "sentinel");
+    emitter.emit("sentinel"); // same channel, same queue: after "everyone-else"
+    await sentinel;
+    expect(otherGot).toBe(0);
+    const gone = nextEvent(other, "disconnect");
+    emitter.in(other.id ?? "").disconnectSockets(true);
+    await gone;
+    expect(client.connected).toBe(true);
+  });
+
   it("serverSideEmit reaches every server; acks and reserved events are refused", async () => {
     const cluster = await startAmqpCluster();
     const emitter = await emitterFor(cluster);

@@ -62,11 +62,75 @@ describe("amqp adapter: room routing", () => {
       timeoutMs: 3_000,
       message: "room key unbound",
     });
-    b.disconnect();
-    await waitFor(() => cluster.adapter(1).stats().bindings === base - 1, {
-      timeoutMs: 3_000,
-      message: "socket id key unbound",
+  });
+});
+
+describe("amqp adapter: socket ids with room routing on", () => {
+  it("a connection binds no key of its own; an emit to its id from another node arrives right after connect", async () => {
+    const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting: true } });
+    const base = cluster.adapter(1).stats().bindings;
+    const clients: ClientSocket[] = [];
+    for (let i = 0; i < 5; i++) {
+      const client = await cluster.client(1);
+      clients.push(client);
+      // The client has its id: another node's emit to it must not miss it.
+      const got = nextEvent(client, "private");
+      cluster.servers[0]?.to(client.id ?? "").emit("private", i);
+      expect(await got).toBe(i);
+    }
+    expect(cluster.adapter(1).stats().bindings).toBe(base);
+    for (const c of clients) c.disconnect();
+    await waitFor(() => cluster.servers[1]?.of("/").sockets.size === 0, {
+      timeoutMs: 5_000,
+      message: "node 1 saw every disconnect",
     });
+    expect(cluster.adapter(1).stats().bindings).toBe(base);
+  });
+
+  it("socketsJoin, except and disconnectSockets by socket id reach the socket on another node", async () => {
+    const cluster = await startAmqpCluster({ nodes: 3, adapter: { roomRouting: true } });
+    const c1 = await cluster.client(1);
+    const c2 = await cluster.client(2);
+    const [id1, id2] = [c1.id ?? "", c2.id ?? ""];
+    const base = cluster.adapter(1).stats().bindings;
+
+    cluster.servers[0]?.in(id1).socketsJoin("team");
+    await waitFor(() => cluster.servers[1]?.of("/").adapter.rooms.get("team")?.has(id1) === true, {
+      timeoutMs: 5_000,
+      message: "the socket on node 1 joined 'team'",
+    });
+    expect(cluster.adapter(1).stats().bindings).toBe(base + 1); // 'team', a named room, is bound
+    expect(cluster.servers[2]?.of("/").adapter.rooms.has("team")).toBe(false);
+
+    // To 'team' and to c2's id, except c1's id: only c2 gets it.
+    let c1Got = 0;
+    c1.on("x", () => c1Got++);
+    const c2Got = nextEvent(c2, "x");
+    cluster.servers[0]?.to(["team", id2]).except(id1).emit("x", 1);
+    expect(await c2Got).toBe(1);
+    const sentinel = nextEvent(c1, "sentinel");
+    cluster.servers[0]?.to(id1).emit("sentinel"); // same channel, same queue: after "x"
+    await sentinel;
+    expect(c1Got).toBe(0);
+
+    const gone = nextEvent(c2, "disconnect");
+    cluster.servers[0]?.in(id2).disconnectSockets(true);
+    await gone;
+    expect(c1.connected).toBe(true);
+  });
+
+  it("the cost: an emit to one socket id reaches every node's queue", async () => {
+    const cluster = await startAmqpCluster({ nodes: 3, adapter: { roomRouting: true } });
+    const c1 = await cluster.client(1);
+    const c2 = await cluster.client(2);
+    const before = cluster.adapter(2).stats().receivedBroadcasts;
+    const got = nextEvent(c1, "one");
+    cluster.servers[0]?.to(c1.id ?? "").emit("one", 1);
+    await got;
+    const sentinel = nextEvent(c2, "sentinel");
+    cluster.servers[0]?.emit("sentinel");
+    await sentinel;
+    expect(cluster.adapter(2).stats().receivedBroadcasts - before).toBe(2);
   });
 });
 
@@ -74,6 +138,10 @@ describe("amqp adapter: bad frames", () => {
   it("garbage and frames of another wire version are counted and dropped; the node keeps working", async () => {
     const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting: true } });
     const client = await cluster.client(1);
+    await cluster.servers[1]
+      ?.of("/")
+      .sockets.get(client.id ?? "")
+      ?.join("bad");
     const connection = await amqp.connect(await amqpUrl());
     onTestFinished(() => connection.close());
     const channel = await connection.createChannel();
@@ -88,8 +156,8 @@ describe("amqp adapter: bad frames", () => {
       Buffer.alloc(0),
     ];
     for (const frame of frames) channel.publish(cluster.exchange, allKey("/"), frame);
-    channel.publish(cluster.exchange, roomKey("/", client.id ?? ""), Buffer.from([1, 0xff, 0xff]));
-    // Node 1 gets the 5 frames sent to every node and the one to its socket's key; node 0 the 5.
+    channel.publish(cluster.exchange, roomKey("/", "bad"), Buffer.from([1, 0xff, 0xff]));
+    // Node 1 gets the 5 frames sent to every node and the one to its room's key; node 0 the 5.
     await waitFor(
       () =>
         cluster.adapter(1).stats().decodeErrors === 6 &&

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   allKey,
   encodeWord,
+  hasRoomKey,
   JOIN_GRACE_MS,
   MAX_ROOMS_PER_SPLIT,
   nodeKey,
@@ -71,6 +72,33 @@ describe("amqp message routing", () => {
       data: { opts: opts(["sid1"]), close: false },
     } as ClusterMessage;
     expect(route(one)).toEqual([{ key: roomKey("/", "sid1"), message: one }]);
+  });
+
+  it("sends anything naming a socket-id-shaped room to all: no node binds a key per socket", () => {
+    const sid = "AbCdEfGhIj_-0123456z"; // 20 base64url chars, as Socket.IO's ids
+    const kinds = [
+      { type: MessageType.BROADCAST, data: { packet: {}, opts: opts([sid]) } },
+      { type: MessageType.BROADCAST, data: { packet: {}, opts: opts(["a", sid, "b"], ["x"]) } },
+      { type: MessageType.SOCKETS_JOIN, data: { opts: opts([sid]), rooms: ["z"] } },
+      { type: MessageType.SOCKETS_LEAVE, data: { opts: opts(["a", sid]), rooms: ["z"] } },
+      { type: MessageType.DISCONNECT_SOCKETS, data: { opts: opts([sid]), close: true } },
+    ];
+    for (const kind of kinds) {
+      const m = { ...base, ...kind } as ClusterMessage;
+      expect(route(m)).toEqual([{ key: allKey("/"), message: m }]);
+    }
+    // An id in `except` only filters; the rooms still choose the key.
+    const m = {
+      ...base,
+      type: MessageType.BROADCAST,
+      data: { packet: {}, opts: opts(["a"], [sid]) },
+    } as ClusterMessage;
+    expect(route(m).map((r) => r.key)).toEqual([roomKey("/", "a")]);
+    // 19 or 21 chars, or another alphabet: a named room with a key of its own.
+    for (const room of [sid.slice(1), `${sid}x`, "AbCdEfGhIj.-0123456z"]) {
+      expect(hasRoomKey(room)).toBe(true);
+    }
+    expect(hasRoomKey(sid)).toBe(false);
   });
 
   it("splits a multi-room message so each copy excepts the rooms before it", () => {
