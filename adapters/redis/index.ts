@@ -158,8 +158,11 @@ export function logClientErrors(client: ErrorSource, connection: string, logger:
   client.on("error", (err: Error) => {
     if (failing) return;
     failing = true;
+    // Not the error object: ioredis attaches the failed command, whose arguments can be the
+    // password (AUTH), and a logger would print every property.
+    const code = (err as { code?: unknown }).code;
     logger.warn(
-      { err, connection },
+      { connection, reason: err.message, ...(typeof code === "string" ? { code } : {}) },
       "Redis connection error; retrying (not logged again until it recovers)",
     );
   });
