@@ -1,3 +1,4 @@
+import { LoadCounters } from "./counters.js";
 import { LatencyHistogram } from "./histogram.js";
 import type { WorkerStats } from "./messages.js";
 
@@ -28,21 +29,9 @@ interface WorkerLoad {
  * Folds the workers' interval reports into run totals, a per-second timeline and per-worker
  * CPU and event-loop delay. Pure bookkeeping, no I/O: the report is built from it.
  */
-export class RunAggregator {
-  sent = 0;
-  delivered = 0;
-  duplicates = 0;
-  outOfOrder = 0;
-  connectAttempts = 0;
-  connectsOk = 0;
-  disconnects = 0;
-  reconnects = 0;
-  readonly countedByRoom: number[];
-  readonly selfByRoom: number[];
+export class RunAggregator extends LoadCounters {
   readonly errors = new Map<string, number>();
   readonly gateways = new Map<string, number>();
-  readonly latency = new LatencyHistogram();
-  readonly connectTime = new LatencyHistogram();
   readonly buckets = new Map<number, Bucket>();
   readonly load = new Map<number, WorkerLoad>();
   readonly connected = new Map<number, number>();
@@ -55,9 +44,8 @@ export class RunAggregator {
   stopAt: number | undefined;
   lastDeliveryAt: number | undefined;
 
-  constructor(readonly rooms: number) {
-    this.countedByRoom = new Array<number>(rooms).fill(0);
-    this.selfByRoom = new Array<number>(rooms).fill(0);
+  constructor(rooms: number) {
+    super(rooms);
     this.members = new Array<number>(rooms).fill(0);
   }
 

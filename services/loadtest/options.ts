@@ -264,11 +264,7 @@ function integer(
   min: number,
   max: number,
 ): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value.trim())) {
-    throw usage(`--${flag} must be a whole number (got ${JSON.stringify(value)})`);
-  }
-  return bounded(flag, Number(value), min, max);
+  return numeric(flag, value, fallback, min, max, true);
 }
 
 function number(
@@ -278,10 +274,25 @@ function number(
   min: number,
   max: number,
 ): number {
+  return numeric(flag, value, fallback, min, max, false);
+}
+
+/** A flag's number (`whole`: digits only), `fallback` when absent, refused outside min..max. */
+function numeric(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+  whole: boolean,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) {
-    throw usage(`--${flag} must be a number (got ${JSON.stringify(value)})`);
+  const valid = whole ? /^\d+$/.test(value.trim()) : value.trim() !== "" && Number.isFinite(n);
+  if (!valid) {
+    throw usage(
+      `--${flag} must be ${whole ? "a whole number" : "a number"} (got ${JSON.stringify(value)})`,
+    );
   }
   return bounded(flag, n, min, max);
 }

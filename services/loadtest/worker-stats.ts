@@ -1,21 +1,9 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { LatencyHistogram } from "./histogram.js";
+import { LoadCounters } from "./counters.js";
 import type { WorkerStats } from "./messages.js";
 
 /** A worker's counters since its last report; `take` returns them and starts over. */
-export class IntervalStats {
-  connectAttempts = 0;
-  connectsOk = 0;
-  disconnects = 0;
-  reconnects = 0;
-  sent = 0;
-  delivered = 0;
-  duplicates = 0;
-  outOfOrder = 0;
-  countedByRoom: number[];
-  selfByRoom: number[];
-  readonly latency = new LatencyHistogram();
-  readonly connectTime = new LatencyHistogram();
+export class IntervalStats extends LoadCounters {
   private errors = new Map<string, number>();
   private gateways = new Map<string, number>();
   private lastAt = Date.now();
@@ -23,10 +11,9 @@ export class IntervalStats {
   /** A late event loop delays every receive timestamp: the report says how late it ran. */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
-  constructor(private readonly rooms: number) {
+  constructor(rooms: number) {
+    super(rooms);
     this.loopDelay.enable();
-    this.countedByRoom = new Array<number>(rooms).fill(0);
-    this.selfByRoom = new Array<number>(rooms).fill(0);
   }
 
   /** Counts one error of `kind` (`connect:…`, `join:…`, `publish:…`, `disconnect:…`). */
@@ -66,18 +53,7 @@ export class IntervalStats {
       intervalMs: at - this.lastAt,
     };
     this.lastAt = at;
-    this.connectAttempts = 0;
-    this.connectsOk = 0;
-    this.disconnects = 0;
-    this.reconnects = 0;
-    this.sent = 0;
-    this.delivered = 0;
-    this.duplicates = 0;
-    this.outOfOrder = 0;
-    this.countedByRoom = new Array<number>(this.rooms).fill(0);
-    this.selfByRoom = new Array<number>(this.rooms).fill(0);
-    this.latency.reset();
-    this.connectTime.reset();
+    this.resetCounters();
     this.loopDelay.reset();
     this.errors = new Map();
     this.gateways = new Map();
