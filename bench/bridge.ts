@@ -5,9 +5,9 @@ import amqp, { type Channel } from "amqplib";
 import type { Socket } from "socket.io-client";
 import { createPublisher } from "../services/publisher/index.js";
 import { amqpUrl, redisUrl } from "../test/support/brokers.js";
-import { connectClient, request } from "../test/support/clients.js";
 import { waitFor } from "../test/support/wait.js";
 import { startGateways } from "./gateways.js";
+import { Receivers } from "./receivers.js";
 import { type LatencySummary, now, round, summarize } from "./stats.js";
 
 /**
@@ -94,38 +94,20 @@ export async function bridgeBench(): Promise<{ rows: Row[]; ratios: Record<strin
       },
       { timeoutMs: 30_000, message: "the bridges listening" },
     );
-    let delivered = 0;
-    let lastAt = 0;
-    const latencies: number[] = [];
-    for (const url of cluster.urls) {
-      for (let i = 0; i < MEMBERS_PER_GATEWAY; i++) {
-        const socket = await connectClient(url);
-        sockets.push(socket);
-        socket.on("bench", (data: { t: number }) => {
-          lastAt = now();
-          latencies.push(lastAt - data.t);
-          delivered += 1;
-        });
-        await request(socket, "join", ROOM);
-      }
-    }
+    const receivers = await Receivers.join(cluster.urls, MEMBERS_PER_GATEWAY, ROOM, sockets);
     const expected = MESSAGES * sockets.length;
     const run = async (path: string, send: () => Promise<void>) => {
-      delivered = 0;
-      latencies.length = 0;
+      receivers.reset();
       const started = now();
       await send();
-      await waitFor(() => delivered >= expected || now() - Math.max(lastAt, started) > 10_000, {
-        timeoutMs: 180_000,
-        message: `${path} deliveries`,
-      });
+      await receivers.settle(path, expected, started);
       const row: Row = {
         path,
         messages: MESSAGES,
         expected,
-        delivered,
-        deliveredPerSec: round(delivered / ((lastAt - started) / 1000), 0),
-        latencyMs: summarize(latencies),
+        delivered: receivers.delivered,
+        deliveredPerSec: receivers.deliveredPerSec(started),
+        latencyMs: summarize(receivers.latencies),
       };
       rows.push(row);
       console.log(

@@ -5,9 +5,8 @@ import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import { createPublisher, type Publisher } from "../services/publisher/index.js";
 import { amqpUrl, redisUrl } from "../test/support/brokers.js";
-import { connectClient, request } from "../test/support/clients.js";
-import { waitFor } from "../test/support/wait.js";
 import { startGateways } from "./gateways.js";
+import { Receivers } from "./receivers.js";
 import { type LatencySummary, now, round, summarize } from "./stats.js";
 
 interface PathRow {
@@ -41,29 +40,19 @@ export async function publishPaths(_durationMs: number) {
   const sockets: Socket[] = [];
   const rows: PathRow[] = [];
   try {
-    let delivered = 0;
-    let lastAt = 0;
-    const latencies: number[] = [];
-    for (const url of cluster.urls) {
-      for (let i = 0; i < MEMBERS_PER_GATEWAY; i++) {
-        const socket = await connectClient(url);
-        sockets.push(socket);
-        socket.on("bench", (data: { t: number }) => {
-          lastAt = now();
-          latencies.push(lastAt - data.t);
-          delivered += 1;
-        });
-        await request(socket, "join", "bench:paths");
-      }
-    }
+    const receivers = await Receivers.join(
+      cluster.urls,
+      MEMBERS_PER_GATEWAY,
+      "bench:paths",
+      sockets,
+    );
     const members = sockets.length;
 
     const run = async (
       path: string,
       send: (data: { t: number }) => Promise<unknown> | undefined,
     ) => {
-      delivered = 0;
-      latencies.length = 0;
+      receivers.reset();
       const expected = COMMANDS * members;
       const started = now();
       // A counted window: Promise.race over the window would add WINDOW reactions per command.
@@ -97,19 +86,15 @@ export async function publishPaths(_durationMs: number) {
       }
       await room(1);
       if (failure !== undefined) throw failure; // a refused publish is a broken bench, not a loss
-      await waitFor(() => delivered >= expected || now() - Math.max(lastAt, started) > 10_000, {
-        timeoutMs: 180_000,
-        intervalMs: 20,
-        message: `${path} deliveries`,
-      });
+      await receivers.settle(path, expected, started);
       const row: PathRow = {
         path,
         commands: COMMANDS,
         expected,
-        delivered,
-        lost: Math.max(0, expected - delivered),
-        deliveredPerSec: round(delivered / ((lastAt - started) / 1000), 0),
-        latencyMs: summarize(latencies),
+        delivered: receivers.delivered,
+        lost: Math.max(0, expected - receivers.delivered),
+        deliveredPerSec: receivers.deliveredPerSec(started),
+        latencyMs: summarize(receivers.latencies),
       };
       rows.push(row);
       console.log(

@@ -1,11 +1,12 @@
-/** Latency summary in milliseconds (nearest-rank percentiles). */
-export interface LatencySummary {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
+import { type LatencySummary as HistogramSummary, round } from "../services/loadtest/histogram.js";
+
+export { round };
+
+/**
+ * Latency summary in milliseconds: the loadtest's percentile fields, computed here by nearest
+ * rank over the raw samples (exact, where the loadtest's histogram keeps 3 significant digits).
+ */
+export type LatencySummary = Pick<HistogramSummary, "p50" | "p90" | "p99" | "p999" | "max">;
 
 export function summarize(samples: number[]): LatencySummary {
   if (samples.length === 0)
@@ -21,8 +22,6 @@ export function summarize(samples: number[]): LatencySummary {
     max: round(sorted[sorted.length - 1] ?? Number.NaN),
   };
 }
-
-export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Wall-clock milliseconds with sub-ms precision, comparable across sockets of this process. */
 export const now = () => performance.timeOrigin + performance.now();
