@@ -175,3 +175,14 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
 }
 
 export const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/** Runs a bench entry point: exit 0 when it finishes, 1 (with the error printed) when it throws. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

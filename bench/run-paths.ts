@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { type BenchBackplane, scrape, startGateways } from "./gateways.js";
+import { runMain } from "./procs.js";
 import { type RoomLoadResult, roomLoad } from "./room-load.js";
 import { round } from "./stats.js";
 
@@ -125,10 +126,4 @@ async function main() {
   console.log(`written to ${file}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

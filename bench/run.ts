@@ -5,7 +5,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
 import { type Accounted, LoadSession, round, type StepResult } from "./load.js";
-import { findPids, here, loadAverage, pin, type ServerProcess, startServer } from "./procs.js";
+import {
+  findPids,
+  here,
+  loadAverage,
+  pin,
+  runMain,
+  type ServerProcess,
+  startServer,
+} from "./procs.js";
 
 /**
  * `npm run bench`: Switchboard against the stock stack it is built on, side by side in one run.
@@ -297,95 +305,67 @@ function ratioTable(): { markdown: string; rows: object[] } {
   const m = (t: string, pick: (r: Cells["memory"][string][number]) => number) =>
     (cells.memory[t] ?? []).map(pick);
   const cpu = (r: StepResult) => r.serverCpuUsPerDelivery;
+  const p50 = (r: StepResult) => r.latencyMs.p50;
+  const p99 = (r: StepResult) => r.latencyMs.p99;
+  const row = (
+    id: string,
+    measure: string,
+    a: number[],
+    b: number[],
+    op: "<=" | ">=",
+    value: number,
+    kind: RatioRow["kind"] = "ratio",
+  ): RatioRow => ({ id, measure, a, b, kind, goal: { op, value } });
+  /** Target `a` ÷ target `b` on one measure of the fixed-rate cells, at most `value`. */
+  const fixed = (
+    id: string,
+    a: string,
+    b: string,
+    measure: string,
+    pick: (r: StepResult) => number,
+    value: number,
+  ) => row(id, `${a} ÷ ${b}: ${measure}`, f(a, pick), f(b, pick), "<=", value);
+  /** sb-memory against sio-memory on one measure of the idle-connection cells, at most `value`. */
+  const memory = (
+    measure: string,
+    pick: (r: Cells["memory"][string][number]) => number,
+    value: number,
+    kind: RatioRow["kind"],
+  ) => row("P6", measure, m("sb-memory", pick), m("sio-memory", pick), "<=", value, kind);
   const rows: RatioRow[] = [
-    {
-      id: "P1/P7",
-      measure: "sb-redis ÷ sio-redis: server CPU µs/delivery",
-      a: f("sb-redis", cpu),
-      b: f("sio-redis", cpu),
-      kind: "ratio",
-      goal: { op: "<=", value: 0.8 },
-    },
-    {
-      id: "P1/P7",
-      measure: "sb-redis ÷ sio-redis: p50",
-      a: f("sb-redis", (r) => r.latencyMs.p50),
-      b: f("sio-redis", (r) => r.latencyMs.p50),
-      kind: "ratio",
-      goal: { op: "<=", value: 1.0 },
-    },
-    {
-      id: "P1/P7",
-      measure: "sb-redis ÷ sio-redis: p99",
-      a: f("sb-redis", (r) => r.latencyMs.p99),
-      b: f("sio-redis", (r) => r.latencyMs.p99),
-      kind: "ratio",
-      goal: { op: "<=", value: 1.0 },
-    },
-    {
-      id: "P2",
-      measure: `sb-amqp ÷ sb-redis: delivered/s at saturation (${SATURATION_RATE} publishes/s offered)`,
-      a: s("sb-amqp", (r) => r.deliveredPerSec),
-      b: s("sb-redis", (r) => r.deliveredPerSec),
-      kind: "ratio",
-      goal: { op: ">=", value: 0.9 },
-    },
-    {
-      id: "P2",
-      measure: "sb-amqp ÷ sb-redis: p50",
-      a: f("sb-amqp", (r) => r.latencyMs.p50),
-      b: f("sb-redis", (r) => r.latencyMs.p50),
-      kind: "ratio",
-      goal: { op: "<=", value: 1.5 },
-    },
-    {
-      id: "P2",
-      measure: "sb-amqp ÷ sb-redis: p99",
-      a: f("sb-amqp", (r) => r.latencyMs.p99),
-      b: f("sb-redis", (r) => r.latencyMs.p99),
-      kind: "ratio",
-      goal: { op: "<=", value: 2.0 },
-    },
-    {
-      id: "P4",
-      measure: "sb-memory ÷ raw-ws: server CPU µs/delivery",
-      a: f("sb-memory", cpu),
-      b: f("raw-ws", cpu),
-      kind: "ratio",
-      goal: { op: "<=", value: 1.3 },
-    },
-    {
-      id: "P6",
-      measure: `sb-memory heap KB/connection after GC (${IDLE_CONNECTIONS} idle)`,
-      a: m("sb-memory", (r) => r.heapPerConnKB),
-      b: [],
-      kind: "value",
-      goal: { op: "<=", value: 6 },
-    },
-    {
-      id: "P6",
-      measure: "sb-memory ÷ sio-memory: RSS KB/connection",
-      a: m("sb-memory", (r) => r.rssPerConnKB),
-      b: m("sio-memory", (r) => r.rssPerConnKB),
-      kind: "ratio",
-      goal: { op: "<=", value: 1.0 },
-    },
-    {
-      id: "P6",
-      measure: "sb-memory − sio-memory: base RSS MB",
-      a: m("sb-memory", (r) => r.baseRssMB),
-      b: m("sio-memory", (r) => r.baseRssMB),
-      kind: "diff",
-      goal: { op: "<=", value: 15 },
-    },
-    {
-      id: "connect",
-      measure: "sb-amqp ÷ sb-redis: connections/s (1 gateway)",
-      a: cells.connect["sb-amqp"] ?? [],
-      b: cells.connect["sb-redis"] ?? [],
-      kind: "ratio",
-      goal: { op: ">=", value: 0.8 },
-    },
+    fixed("P1/P7", "sb-redis", "sio-redis", "server CPU µs/delivery", cpu, 0.8),
+    fixed("P1/P7", "sb-redis", "sio-redis", "p50", p50, 1.0),
+    fixed("P1/P7", "sb-redis", "sio-redis", "p99", p99, 1.0),
+    row(
+      "P2",
+      `sb-amqp ÷ sb-redis: delivered/s at saturation (${SATURATION_RATE} publishes/s offered)`,
+      s("sb-amqp", (r) => r.deliveredPerSec),
+      s("sb-redis", (r) => r.deliveredPerSec),
+      ">=",
+      0.9,
+    ),
+    fixed("P2", "sb-amqp", "sb-redis", "p50", p50, 1.5),
+    fixed("P2", "sb-amqp", "sb-redis", "p99", p99, 2.0),
+    fixed("P4", "sb-memory", "raw-ws", "server CPU µs/delivery", cpu, 1.3),
+    row(
+      "P6",
+      `sb-memory heap KB/connection after GC (${IDLE_CONNECTIONS} idle)`,
+      m("sb-memory", (r) => r.heapPerConnKB),
+      [],
+      "<=",
+      6,
+      "value",
+    ),
+    memory("sb-memory ÷ sio-memory: RSS KB/connection", (r) => r.rssPerConnKB, 1.0, "ratio"),
+    memory("sb-memory − sio-memory: base RSS MB", (r) => r.baseRssMB, 15, "diff"),
+    row(
+      "connect",
+      "sb-amqp ÷ sb-redis: connections/s (1 gateway)",
+      cells.connect["sb-amqp"] ?? [],
+      cells.connect["sb-redis"] ?? [],
+      ">=",
+      0.8,
+    ),
   ];
   const lines = [
     "| target | measure | A | B | A÷B (or A−B) | goal | met |",
@@ -553,10 +533,4 @@ async function main() {
   console.log(`written to ${file}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);
