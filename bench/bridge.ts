@@ -8,7 +8,7 @@ import { amqpUrl, redisUrl } from "../test/support/brokers.js";
 import { waitFor } from "../test/support/wait.js";
 import { startGateways } from "./gateways.js";
 import { Receivers } from "./receivers.js";
-import { type LatencySummary, now, round, summarize } from "./stats.js";
+import { type LatencySummary, now, round } from "./stats.js";
 
 /**
  * Python bridge vs the gateway's own queue publish path, in one run, on the same two gateways
@@ -100,14 +100,18 @@ export async function bridgeBench(): Promise<{ rows: Row[]; ratios: Record<strin
       receivers.reset();
       const started = now();
       await send();
-      await receivers.settle(path, expected, started);
+      const { delivered, deliveredPerSec, latencyMs } = await receivers.settle(
+        path,
+        expected,
+        started,
+      );
       const row: Row = {
         path,
         messages: MESSAGES,
         expected,
-        delivered: receivers.delivered,
-        deliveredPerSec: receivers.deliveredPerSec(started),
-        latencyMs: summarize(receivers.latencies),
+        delivered,
+        deliveredPerSec,
+        latencyMs,
       };
       rows.push(row);
       console.log(

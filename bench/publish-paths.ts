@@ -7,7 +7,7 @@ import { createPublisher, type Publisher } from "../services/publisher/index.js"
 import { amqpUrl, redisUrl } from "../test/support/brokers.js";
 import { startGateways } from "./gateways.js";
 import { Receivers } from "./receivers.js";
-import { type LatencySummary, now, round, summarize } from "./stats.js";
+import { type LatencySummary, now, round } from "./stats.js";
 
 interface PathRow {
   path: string;
@@ -86,15 +86,19 @@ export async function publishPaths(_durationMs: number) {
       }
       await room(1);
       if (failure !== undefined) throw failure; // a refused publish is a broken bench, not a loss
-      await receivers.settle(path, expected, started);
+      const { delivered, deliveredPerSec, latencyMs } = await receivers.settle(
+        path,
+        expected,
+        started,
+      );
       const row: PathRow = {
         path,
         commands: COMMANDS,
         expected,
-        delivered: receivers.delivered,
-        lost: Math.max(0, expected - receivers.delivered),
-        deliveredPerSec: receivers.deliveredPerSec(started),
-        latencyMs: summarize(receivers.latencies),
+        delivered,
+        lost: Math.max(0, expected - delivered),
+        deliveredPerSec,
+        latencyMs,
       };
       rows.push(row);
       console.log(

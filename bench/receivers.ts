@@ -1,7 +1,7 @@
 import type { Socket } from "socket.io-client";
 import { connectClient, request } from "../test/support/clients.js";
 import { waitFor } from "../test/support/wait.js";
-import { now, round } from "./stats.js";
+import { type LatencySummary, now, round, summarize } from "./stats.js";
 
 /**
  * Clients joined to one room on every gateway, counting the `bench` events ({ t: send time })
@@ -47,16 +47,23 @@ export class Receivers {
     this.latencies.length = 0;
   }
 
-  /** Waits until `expected` deliveries arrived, or none arrived for 10 s (bounded at 180 s). */
-  async settle(path: string, expected: number, started: number): Promise<void> {
+  /**
+   * Waits until `expected` deliveries arrived, or none arrived for 10 s (bounded at 180 s), and
+   * sums the run up: deliveries, per second from `started` to the last one, latencies.
+   */
+  async settle(
+    path: string,
+    expected: number,
+    started: number,
+  ): Promise<{ delivered: number; deliveredPerSec: number; latencyMs: LatencySummary }> {
     await waitFor(
       () => this.delivered >= expected || now() - Math.max(this.lastAt, started) > 10_000,
       { timeoutMs: 180_000, intervalMs: 20, message: `${path} deliveries` },
     );
-  }
-
-  /** Deliveries per second from `started` to the last delivery. */
-  deliveredPerSec(started: number): number {
-    return round(this.delivered / ((this.lastAt - started) / 1000), 0);
+    return {
+      delivered: this.delivered,
+      deliveredPerSec: round(this.delivered / ((this.lastAt - started) / 1000), 0),
+      latencyMs: summarize(this.latencies),
+    };
   }
 }

@@ -257,34 +257,25 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
   throw usage(`--${flag} must be one of ${allowed.join(", ")} (got ${JSON.stringify(value)})`);
 }
 
-function integer(
+/** A numeric flag: its name, its text (absent: `fallback`), and the range it must fall in. */
+type NumericFlag = [
   flag: string,
   value: string | undefined,
   fallback: number,
   min: number,
   max: number,
-): number {
-  return numeric(flag, value, fallback, min, max, true);
-}
-
-function number(
-  flag: string,
-  value: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  return numeric(flag, value, fallback, min, max, false);
-}
+];
+const integer = (...flag: NumericFlag): number => numeric(true, ...flag);
+const number = (...flag: NumericFlag): number => numeric(false, ...flag);
 
 /** A flag's number (`whole`: digits only), `fallback` when absent, refused outside min..max. */
 function numeric(
+  whole: boolean,
   flag: string,
   value: string | undefined,
   fallback: number,
   min: number,
   max: number,
-  whole: boolean,
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value);
