@@ -19,6 +19,24 @@ export interface StreamDeadLetter {
   attempts: number;
 }
 
+/** The field/value list of a dead-letter entry, in the order consumers of the dead stream read. */
+export function deadLetterFields(letter: StreamDeadLetter): string[] {
+  return [
+    "command",
+    letter.command,
+    "reason",
+    letter.reason,
+    "code",
+    letter.code,
+    "entry",
+    letter.entry,
+    "consumer",
+    letter.consumer,
+    "attempts",
+    String(letter.attempts),
+  ];
+}
+
 /** Where one consumer reads: stream, group, consumer name. */
 export interface StreamGroup {
   stream: string;
@@ -139,25 +157,7 @@ export function ioredisStreamClient(url: string, options: RedisOptions = {}): St
       if (ids.length === 0) return;
       const tx = writer.multi();
       for (const letter of deadLetters) {
-        tx.xadd(
-          dead.stream,
-          "MAXLEN",
-          "~",
-          dead.maxLen,
-          "*",
-          "command",
-          letter.command,
-          "reason",
-          letter.reason,
-          "code",
-          letter.code,
-          "entry",
-          letter.entry,
-          "consumer",
-          letter.consumer,
-          "attempts",
-          String(letter.attempts),
-        );
+        tx.xadd(dead.stream, "MAXLEN", "~", dead.maxLen, "*", ...deadLetterFields(letter));
       }
       tx.xack(stream, group, ...ids);
       await tx.exec();

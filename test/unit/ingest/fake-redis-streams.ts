@@ -1,8 +1,9 @@
-import type {
-  StreamClient,
-  StreamDeadLetter,
-  StreamEntry,
-  StreamGroup,
+import {
+  deadLetterFields,
+  type StreamClient,
+  type StreamDeadLetter,
+  type StreamEntry,
+  type StreamGroup,
 } from "../../../services/ingest/redis-stream-client.js";
 
 interface Pending {
@@ -159,21 +160,7 @@ export class FakeRedisStreams implements StreamClient {
     this.#command("MULTI");
     const { group } = this.#group(target);
     for (const letter of deadLetters) {
-      this.xadd(
-        dead.stream,
-        "command",
-        letter.command,
-        "reason",
-        letter.reason,
-        "code",
-        letter.code,
-        "entry",
-        letter.entry,
-        "consumer",
-        letter.consumer,
-        "attempts",
-        String(letter.attempts),
-      );
+      this.xadd(dead.stream, ...deadLetterFields(letter));
     }
     for (const id of ids) group.pending.delete(Number.parseInt(id, 10));
   }
