@@ -60,16 +60,17 @@ const MESSAGES: Record<AdmissionRefusal, string> = {
 
 export interface Admission {
   allowRequest: AllowRequest;
-  /** Counts connections per address and closes any over the limit (call once io exists). */
   /**
    * engine.io answers a refused WebSocket handshake with 400; this answers it 403 with the same
    * body as on long-polling, before engine.io sees it (call before creating the Socket.IO server
    * or after: the listener goes first). `path`: Engine.IO's path, e.g. `/socket.io/`.
    */
   guardUpgrades(server: HttpServer | HttpsServer, path: string): void;
+  /**
+   * Counts connections per address and closes any over the limit (call once io exists). Without
+   * a limit it does nothing: no per-connection work.
+   */
   track(io: Server): void;
-  /** Open connections of one address (for tests and metrics). */
-  connectionsOf(address: string): number;
 }
 
 export function createAdmission(options: AdmissionOptions): Admission {
@@ -154,6 +155,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
       });
     },
     track(io) {
+      if (max === 0) return;
       io.engine.on("connection", (conn: EngineConnection) => {
         const address = addressOf(conn.remoteAddress, conn.request.headers);
         const count = (open.get(address) ?? 0) + 1;
@@ -180,7 +182,6 @@ export function createAdmission(options: AdmissionOptions): Admission {
           refuse("too_many_connections", address);
           conn.close();
         };
-        if (max === 0) return;
         if (!shared) {
           if (count > max) overLimit();
           return;
@@ -193,7 +194,6 @@ export function createAdmission(options: AdmissionOptions): Admission {
         );
       });
     },
-    connectionsOf: (address) => open.get(address) ?? 0,
   };
 }
 
