@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { startDeployment } from "../support/harness/deployment.js";
 import { startPrivateRedis } from "../support/redis-server.js";
-import { RUN_TIMEOUT_MS, runLoadtest, startLoadtest } from "./loadtest-helpers.js";
+import { RUN_TIMEOUT_MS, runLoadtest, SMALL_RUN, startLoadtest } from "./loadtest-helpers.js";
 
 const name = () => `lt-${randomBytes(3).toString("hex")}`;
 
@@ -18,23 +18,9 @@ describe("switchboard loadtest against the embedded cluster", () => {
       });
       onTestFinished(() => deployment.close());
       const url = deployment.nodes[0]!.url;
-      const { code, report, run } = await runLoadtest(
-        [
-          "--url",
-          url,
-          "--clients",
-          "16",
-          "--rooms",
-          "4",
-          "--rate",
-          "20",
-          "--duration",
-          "2s",
-          "--workers",
-          "2",
-        ],
-        { built: true },
-      );
+      const { code, report, run } = await runLoadtest(["--url", url, ...SMALL_RUN], {
+        built: true,
+      });
       expect(code, run.stderr()).toBe(0);
       expect(report.sent).toBeGreaterThan(0);
       expect(report.delivered).toBe(report.expected);

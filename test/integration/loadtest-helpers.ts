@@ -9,6 +9,20 @@ import type { LoadtestReport } from "../../services/loadtest/report.js";
 import { sourceCliArgv } from "../support/gateway-process.js";
 import { waitFor } from "../support/wait.js";
 
+/** A few seconds, a few clients: enough to prove the counting, not to measure anything. */
+export const SMALL_RUN: readonly string[] = [
+  "--clients",
+  "16",
+  "--rooms",
+  "4",
+  "--rate",
+  "20",
+  "--duration",
+  "2s",
+  "--workers",
+  "2",
+];
+
 /** One CLI run takes a few seconds; a loaded machine may need many more. */
 export const RUN_TIMEOUT_MS = 120_000;
 

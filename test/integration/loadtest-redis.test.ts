@@ -9,21 +9,7 @@ import { amqpUrl } from "../support/brokers.js";
 import { type Deployment, startDeployment } from "../support/harness/deployment.js";
 import { API_KEY, prepareBrokers, uniqueNames } from "../support/publish.js";
 import { startPrivateRedis } from "../support/redis-server.js";
-import { RUN_TIMEOUT_MS, runLoadtest } from "./loadtest-helpers.js";
-
-/** A few seconds, a few clients: enough to prove the counting, not to measure anything. */
-const SMALL = [
-  "--clients",
-  "16",
-  "--rooms",
-  "4",
-  "--rate",
-  "20",
-  "--duration",
-  "2s",
-  "--workers",
-  "2",
-];
+import { RUN_TIMEOUT_MS, runLoadtest, SMALL_RUN } from "./loadtest-helpers.js";
 
 /**
  * Two gateway processes on a private Redis (pub/sub backplane), each consuming the test's own
@@ -64,7 +50,7 @@ describe("switchboard loadtest against two gateways on the redis backplane", () 
   it(
     "delivers every message clients publish, loses none, and reports the contract's fields",
     async () => {
-      const { code, report, run } = await runLoadtest(["--url", urls, ...SMALL]);
+      const { code, report, run } = await runLoadtest(["--url", urls, ...SMALL_RUN]);
       expect(code, run.stderr()).toBe(0);
       for (const field of ["sent", "expected", "delivered", "lost", "duplicates"] as const) {
         expect(typeof report[field]).toBe("number");
@@ -100,7 +86,7 @@ describe("switchboard loadtest against two gateways on the redis backplane", () 
       const { code, report, run } = await runLoadtest([
         "--url",
         urls,
-        ...SMALL,
+        ...SMALL_RUN,
         "--publish-via",
         via,
         ...args,
@@ -117,7 +103,7 @@ describe("switchboard loadtest against two gateways on the redis backplane", () 
   it(
     "writes an HTML report that opens offline in Chromium with its three charts drawn",
     async () => {
-      const { code, run } = await runLoadtest(["--url", urls, ...SMALL]);
+      const { code, run } = await runLoadtest(["--url", urls, ...SMALL_RUN]);
       expect(code, run.stderr()).toBe(0);
       const profile = await mkdtemp(join(tmpdir(), "switchboard-chromium-"));
       const browser = await chromium.launchPersistentContext(profile, {
