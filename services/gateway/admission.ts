@@ -127,6 +127,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
     allowRequest: (req, callback) => {
       const decision = decided.get(req);
       if (!decision) return decide(req, callback);
+      decided.delete(req);
       // A refused upgrade was answered already (403): engine.io must not answer it again.
       decision.then((err) => {
         if (err === null) callback(null, true);

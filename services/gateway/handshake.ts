@@ -2,7 +2,7 @@ import type { Socket } from "socket.io";
 import { AUTH_FAILURES, type Authenticator, type AuthFailureCode } from "./auth.js";
 import type { Logger } from "./logger.js";
 import { checkClientRoom } from "./rooms.js";
-import { setIdentity, userRoom } from "./session.js";
+import { type Sessions, userRoom } from "./session.js";
 
 /**
  * The namespace middleware every Socket.IO connection passes before `connect`:
@@ -33,6 +33,8 @@ export interface HandshakeOptions {
   /** NAMESPACES: a client connecting to any other namespace is refused. */
   namespaces: ReadonlySet<string>;
   logger: Logger;
+  /** Where the verified identity of an admitted socket is kept. */
+  sessions: Sessions;
   /** Called once per refused handshake, for metrics. */
   onRefused?: (code: HandshakeRefusal) => void;
 }
@@ -57,9 +59,12 @@ export function tokenFromHandshake(handshake: Socket["handshake"]): unknown {
 }
 
 export function createHandshake(options: HandshakeOptions): Middleware {
-  const { authenticator, logger } = options;
-  // Namespaces each Engine.IO connection has a socket in, or one being admitted.
-  const claimed = new WeakMap<Socket["client"], Set<string>>();
+  const { authenticator, logger, sessions } = options;
+  // Namespaces each Engine.IO connection is being admitted to. An entry lives only while its
+  // admission is in flight: once a socket is connected, Socket.IO itself closes a connection
+  // that sends CONNECT for that namespace again (its Client checks its own `nsps`), so nothing
+  // is kept per connected client.
+  const admitting = new WeakMap<Socket["client"], Set<string>>();
 
   const refusal = (socket: Socket, code: HandshakeRefusal, detail: string): Error => {
     options.onRefused?.(code);
@@ -76,7 +81,7 @@ export function createHandshake(options: HandshakeOptions): Middleware {
     const result = await authenticator.authenticate(tokenFromHandshake(socket.handshake));
     if (!result.ok) return refusal(socket, result.code, result.detail);
     const { identity } = result;
-    setIdentity(socket, identity);
+    sessions.set(socket, identity);
     const ownRoom = identity.sub === undefined ? undefined : userRoom(identity.sub);
     if (socket.recovered) {
       // Rooms restored from the session are kept only as far as this token allows them.
@@ -92,33 +97,55 @@ export function createHandshake(options: HandshakeOptions): Middleware {
     return undefined;
   };
 
+  const release = (client: Socket["client"], nsp: string) => {
+    const names = admitting.get(client);
+    names?.delete(nsp);
+    if (names?.size === 0) admitting.delete(client);
+  };
+
   return (socket, next) => {
     const nsp = socket.nsp.name;
     if (!options.namespaces.has(nsp)) {
       return next(refusal(socket, "unknown_namespace", "not in NAMESPACES"));
     }
-    let names = claimed.get(socket.client);
-    if (!names) {
-      names = new Set();
-      claimed.set(socket.client, names);
-    }
-    if (names.has(nsp)) {
+    const client = socket.client;
+    let names = admitting.get(client);
+    if (names?.has(nsp) || connectedNamespaces(client)?.has(nsp)) {
       return next(refusal(socket, "duplicate_namespace", "second CONNECT on one connection"));
     }
-    const own = names;
-    own.add(nsp);
-    const release = () => own.delete(nsp);
+    if (!names) {
+      names = new Set();
+      admitting.set(client, names);
+    }
+    names.add(nsp);
+    const tracked = connectedNamespaces(client) !== undefined;
     admit(socket).then(
       (refused) => {
-        if (refused) release();
-        else socket.once("disconnect", release);
         next(refused);
+        if (refused) return release(client, nsp);
+        if (tracked) {
+          // Socket.IO adds the socket to its client's namespaces on the next tick after `next()`:
+          // the claim ends after that (ticks run in order), so no CONNECT slips in between.
+          process.nextTick(release, client, nsp);
+        } else {
+          // A Socket.IO whose Client keeps no `nsps` map: the claim lasts as long as the socket.
+          socket.once("disconnect", () => release(client, nsp));
+        }
       },
       (err: unknown) => {
-        release();
+        release(client, nsp);
         logger.error({ err, nsp }, "handshake failed");
         next(refusal(socket, "internal", "handshake threw"));
       },
     );
   };
+}
+
+/**
+ * The namespaces a Socket.IO client has a connected socket in: Socket.IO 4's (private) `nsps`
+ * map, read only if it is there; undefined otherwise.
+ */
+function connectedNamespaces(client: Socket["client"]): ReadonlyMap<string, unknown> | undefined {
+  const nsps = (client as unknown as { nsps?: unknown }).nsps;
+  return nsps instanceof Map ? nsps : undefined;
 }

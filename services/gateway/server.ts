@@ -20,7 +20,8 @@ import { createHttpHandler } from "./http.js";
 import type { Logger } from "./logger.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { type ClientPublish, createClientProtocol } from "./protocol.js";
-import { refreshSession, sessionAuthorizer, startSession } from "./session.js";
+import { createSessions } from "./session.js";
+import { slimRequests } from "./slim-requests.js";
 
 export interface GatewayOptions {
   config: Config;
@@ -113,21 +114,19 @@ export function createGateway(options: GatewayOptions): Gateway {
     allowRequest: admission.allowRequest,
   });
   admission.track(io);
-  admission.guardUpgrades(httpServer, io.path().endsWith("/") ? io.path() : `${io.path()}/`);
-
-  // Memory: engine.io keeps the upgrade request (an IncomingMessage with its raw headers, parser
-  // and stream state) for as long as the connection lives. Socket.IO reads only its headers, url,
-  // query and TLS flag, when the client joins a namespace (socket.handshake): keep just those.
-  io.engine.on("connection", (conn: { request: IncomingMessage }) => {
-    conn.request = slimRequest(conn.request);
-  });
+  const enginePath = io.path().endsWith("/") ? io.path() : `${io.path()}/`;
+  admission.guardUpgrades(httpServer, enginePath);
+  // Memory: the handshake and upgrade requests are not kept for the life of each connection.
+  slimRequests(io, httpServer, enginePath);
 
   const authenticator = options.authenticator ?? devAuthenticator();
   const namespaces = new Set(config.namespaces);
+  const sessions = createSessions(authenticator, logger);
   const handshake = createHandshake({
     authenticator,
     namespaces,
     logger,
+    sessions,
     onRefused: (code) => metrics.handshakeRefusals.inc({ code }),
   });
   guardConnectPackets(io, {
@@ -149,8 +148,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     rateLimitBurst: config.rateLimitBurst,
     maxStrikes: config.maxStrikes,
     logger,
-    authorizer: sessionAuthorizer,
-    refresh: (client, token) => refreshSession(client, token, authenticator, logger),
+    authorizer: sessions.authorizer,
+    refresh: sessions.refresh,
     onPublish: (publish) => {
       for (const listener of publishListeners) listener(publish);
     },
@@ -165,7 +164,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       { socket: socket.id, nsp: socket.nsp.name, recovered: socket.recovered },
       "client connected",
     );
-    startSession(socket, logger);
+    sessions.start(socket);
     attachProtocol(socket);
     socket.on("disconnect", onDisconnect);
   };
@@ -215,20 +214,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       return shutdownPromise;
     },
   };
-}
-
-/** What Socket.IO's handshake reads from the upgrade request, and nothing more. */
-function slimRequest(req: IncomingMessage): IncomingMessage {
-  const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
-  const slim = {
-    headers: req.headers,
-    url: req.url,
-    method: req.method,
-    _query: (req as IncomingMessage & { _query?: unknown })._query,
-    connection: { encrypted },
-    socket: { encrypted },
-  };
-  return slim as unknown as IncomingMessage;
 }
 
 /**
