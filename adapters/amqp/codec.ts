@@ -1,4 +1,4 @@
-import { decode, encode } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import { type ClusterMessage, type ClusterResponse, MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 
@@ -52,14 +52,30 @@ const WITHOUT_DATA: ReadonlySet<number> = new Set([
   MessageType.ADAPTER_CLOSE,
 ]);
 
+// One encoder and one decoder per process: `encode()`/`decode()` build a new
+// one per call (the encoder with a fresh 2 KB buffer), which showed in the
+// gateway's profile. Both are re-entrant (they clone themselves if entered).
+// ignoreUndefined: the base adapter tests `requestId !== undefined`; a nil on
+// the wire would decode as null and turn a plain broadcast into an ack request.
+let encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+/** The encoder keeps its largest buffer; one this large is let go after use. */
+const MAX_KEPT_ENCODER_BYTES = 64 * 1024;
+
 /** Encodes a message as `[version byte][MessagePack body]`. Throws on unencodable input. */
 export function encodeMessage(message: WireMessage): Buffer {
-  // ignoreUndefined: the base adapter tests `requestId !== undefined`; a nil on
-  // the wire would decode as null and turn a plain broadcast into an ack request.
-  const body = encode(message, { ignoreUndefined: true });
+  let body: Uint8Array;
+  try {
+    body = encoder.encodeSharedRef(message); // a view on the encoder's buffer, copied below
+  } catch (err) {
+    encoder = new Encoder({ ignoreUndefined: true }); // a throw may leave it mid-message
+    throw err;
+  }
   const frame = Buffer.allocUnsafe(body.byteLength + 1);
   frame[0] = WIRE_VERSION;
   frame.set(body, 1);
+  if (body.buffer.byteLength > MAX_KEPT_ENCODER_BYTES)
+    encoder = new Encoder({ ignoreUndefined: true });
   return frame;
 }
 
@@ -78,16 +94,23 @@ export function decodeMessage(frame: Uint8Array): WireMessage {
       `unsupported wire version ${frame[0]} (this node speaks ${WIRE_VERSION})`,
     );
   }
+  // MessagePack binary comes back as `subarray()` views of the input, and a
+  // Buffer's subarray is a Buffer: given a Buffer, every binary value decodes
+  // as the Buffer Socket.IO needs to send it as an attachment (no copy, and no
+  // walk over the message to convert them).
+  const body = Buffer.isBuffer(frame)
+    ? frame.subarray(1)
+    : Buffer.from(frame.buffer, frame.byteOffset + 1, frame.byteLength - 1);
   let value: unknown;
   try {
-    value = decode(frame.subarray(1));
+    value = decoder.decode(body);
   } catch (cause) {
     throw new SwitchboardError(ErrorCode.DECODE, "invalid MessagePack body", { cause });
   }
   if (!isEnvelope(value)) {
     throw new SwitchboardError(ErrorCode.DECODE, "not a cluster message envelope");
   }
-  return restoreBuffers(value) as WireMessage;
+  return value as WireMessage;
 }
 
 function isEnvelope(value: unknown): value is { uid: string; nsp: string; type: number } {
@@ -100,26 +123,4 @@ function isEnvelope(value: unknown): value is { uid: string; nsp: string; type: 
     Number.isInteger(v.type) &&
     (WITHOUT_DATA.has(v.type) || (typeof v.data === "object" && v.data !== null))
   );
-}
-
-/**
- * MessagePack gives binary back as Uint8Array; Socket.IO only sends Buffers
- * (and ArrayBuffers) as binary attachments, so convert them back, deeply.
- * The Buffer is a view on the frame, not a copy.
- */
-function restoreBuffers(value: unknown): unknown {
-  if (value instanceof Uint8Array) {
-    return Buffer.isBuffer(value)
-      ? value
-      : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = restoreBuffers(value[i]);
-    return value;
-  }
-  if (typeof value === "object" && value !== null) {
-    const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) record[key] = restoreBuffers(record[key]);
-  }
-  return value;
 }

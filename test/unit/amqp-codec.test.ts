@@ -52,6 +52,24 @@ describe("amqp codec", () => {
     expect(decoded).toMatchObject({ uid: "abc", nsp: "/chat", type: MessageType.BROADCAST });
   });
 
+  it("decodes binary as Buffers from a plain Uint8Array frame too", () => {
+    const packet = { type: 5, data: ["file", Buffer.from([7, 8, 9])] };
+    const frame = new Uint8Array(encodeMessage(broadcast(packet)));
+    const decoded = decodeMessage(frame) as { data: { packet: typeof packet } };
+    const file = decoded.data.packet.data[1] as Buffer;
+    expect(Buffer.isBuffer(file)).toBe(true);
+    expect([...file]).toEqual([7, 8, 9]);
+  });
+
+  it("frames never share memory: an earlier frame is intact after later encodes", () => {
+    const first = encodeMessage(broadcast({ type: 2, data: ["first"] }));
+    const copy = Buffer.from(first);
+    encodeMessage(broadcast({ type: 2, data: ["second", "x".repeat(100)] }));
+    encodeMessage(broadcast({ type: 2, data: [Buffer.alloc(100_000)] })); // grows the encoder
+    expect(first.equals(copy)).toBe(true);
+    expect(decodeMessage(first)).toMatchObject({ data: { packet: { data: ["first"] } } });
+  });
+
   it("leaves absent fields absent, so a plain broadcast never turns into an ack request", () => {
     const decoded = decodeMessage(encodeMessage(broadcast({ type: 2, data: ["x"] }))) as {
       data: object;
@@ -83,7 +101,9 @@ describe("amqp codec", () => {
     expect(decodeError(frame).code).toBe("SWB_ERR_DECODE");
   });
 
-  it("throws on encoding values MessagePack cannot carry (the transport counts a drop)", () => {
+  it("throws on encoding values MessagePack cannot carry (the transport counts a drop), and encodes the next message as usual", () => {
     expect(() => encodeMessage(broadcast({ type: 2, data: [() => 1] }))).toThrow();
+    const next = decodeMessage(encodeMessage(broadcast({ type: 2, data: ["after"] })));
+    expect(next).toMatchObject({ uid: "abc", data: { packet: { data: ["after"] } } });
   });
 });
