@@ -28,6 +28,13 @@ export interface AmqpBackplane {
 }
 
 /**
+ * amqplib turns Nagle's algorithm on unless told otherwise (it calls `setNoDelay(false)`): a
+ * broadcast written while the previous one is not yet acknowledged by the broker's TCP stack
+ * would wait for that ACK. ioredis, the other backplanes' client, sends at once by default.
+ */
+const SOCKET_OPTIONS = { noDelay: true };
+
+/**
  * BACKPLANE=amqp for the gateway: the first connection is retried for a bounded time at start
  * (a broker starting next to the gateway in compose/Kubernetes), later losses are the adapter's
  * business through `connectionFactory`.
@@ -45,7 +52,7 @@ export async function createAmqpBackplane(options: AmqpBackplaneOptions): Promis
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     requestsTimeoutMs: options.requestsTimeoutMs,
-    connectionFactory: () => amqp.connect(options.url),
+    connectionFactory: () => amqp.connect(options.url, SOCKET_OPTIONS),
     logger: options.logger,
   });
   let closed = false;
@@ -78,7 +85,7 @@ async function connectWithRetry(
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await amqp.connect(url);
+      return await amqp.connect(url, SOCKET_OPTIONS);
     } catch (err) {
       if (Date.now() + 500 > deadline) {
         throw new SwitchboardError(

@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import type { Channel } from "amqplib";
 import type { AmqpLogger } from "./options.js";
 
@@ -6,6 +7,39 @@ interface Waiting {
   frame: Buffer;
   timer: NodeJS.Timeout;
   resolve: () => void;
+}
+
+/**
+ * amqplib 2.x writes a channel's frames to the socket from a `setImmediate`
+ * (lib/mux.js), one `write` per frame. A broadcast published from an I/O
+ * callback then leaves only after the rest of that loop turn's work, its own
+ * local delivery included (socket.io-adapter delivers locally once `doPublish`
+ * resolves), so the hop through RabbitMQ starts late by the cost of that
+ * work. Pulling amqplib's mux on the next tick, with the socket corked, writes
+ * what this tick published first, in one system call. This reaches into
+ * amqplib's internals (`connection.muxer`, its `_readIncoming`, which its own
+ * 'drain' handler calls, and its `out` stream); where they are not found,
+ * frames leave on amqplib's own schedule as before.
+ */
+export function muxFlusher(channel: Channel): (() => void) | undefined {
+  const muxer = (channel as { connection?: { muxer?: Muxer } }).connection?.muxer;
+  const read = muxer?._readIncoming;
+  if (typeof read !== "function") return undefined;
+  const out = muxer?.out;
+  if (!(out instanceof Writable)) return () => read.call(muxer);
+  return () => {
+    out.cork();
+    try {
+      read.call(muxer);
+    } finally {
+      out.uncork();
+    }
+  };
+}
+
+interface Muxer {
+  _readIncoming?: unknown;
+  out?: unknown;
 }
 
 export interface OutboxCounters {
@@ -25,6 +59,18 @@ export class Outbox {
   private everOpen = false;
   private blocked = false;
   private waiting: Waiting[] = [];
+  private flushMux: (() => void) | undefined;
+  private muxFlushScheduled = false;
+  private readonly onTick = () => {
+    this.muxFlushScheduled = false;
+    try {
+      this.flushMux?.();
+    } catch (err) {
+      // Never from a message path: leave this channel's frames to amqplib's own schedule.
+      this.flushMux = undefined;
+      this.opts.logger.warn({ err }, "amqp early write failed; frames leave on amqplib's schedule");
+    }
+  };
 
   constructor(
     private readonly opts: {
@@ -39,6 +85,7 @@ export class Outbox {
   /** A channel whose topology is set up: start (or resume) publishing on it. */
   open(channel: Channel): void {
     this.channel = channel;
+    this.flushMux = muxFlusher(channel);
     this.everOpen = true;
     this.blocked = false;
     channel.on("drain", () => {
@@ -52,6 +99,7 @@ export class Outbox {
   /** The channel is gone: what waits for it is dropped (counted). */
   lost(): void {
     this.channel = undefined;
+    this.flushMux = undefined;
     this.blocked = false;
     this.dropWaiting();
   }
@@ -106,6 +154,7 @@ export class Outbox {
 
   close(): void {
     this.channel = undefined;
+    this.flushMux = undefined;
     this.dropWaiting();
   }
 
@@ -114,6 +163,11 @@ export class Outbox {
       // false: amqplib buffered the frame but asks us to pause until 'drain'.
       if (!channel.publish(this.opts.exchange, key, frame)) this.blocked = true;
       this.counters.published++;
+      // One tick for all the frames published in this one: they leave in one go.
+      if (this.flushMux && !this.muxFlushScheduled) {
+        this.muxFlushScheduled = true;
+        process.nextTick(this.onTick);
+      }
     } catch (err) {
       this.counters.dropped++;
       this.opts.logger.warn({ err, key }, "amqp publish failed, dropped");

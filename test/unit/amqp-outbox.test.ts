@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
+import { Writable } from "node:stream";
 import type { Channel } from "amqplib";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Outbox } from "../../adapters/amqp/outbox.js";
+import { muxFlusher, Outbox } from "../../adapters/amqp/outbox.js";
 import { recordingLogger } from "../support/amqp-helpers.js";
 
 /** A channel whose publish() says "pause" while `full` is true. */
@@ -76,5 +77,65 @@ describe("amqp outbox: back-pressure and bounds", () => {
     outbox.lost();
     await outbox.send("during-outage", frame);
     expect(counters).toEqual({ published: 1, dropped: 1 });
+  });
+});
+
+/** amqplib's shape underneath a channel: `connection.muxer` writes queued frames to `out`. */
+function withMuxer(channel: FakeChannel) {
+  const log: string[] = [];
+  const out = new Writable({ write: (_chunk, _enc, done) => done() });
+  out.cork = () => void log.push("cork");
+  out.uncork = () => void log.push("uncork");
+  const muxer = {
+    out,
+    _readIncoming(this: unknown) {
+      log.push(this === muxer ? `read after ${channel.sent.length}` : "read, wrong this");
+    },
+  };
+  Object.assign(channel, { connection: { muxer } });
+  return log;
+}
+
+describe("amqp outbox: when frames leave for the broker", () => {
+  it("hands what one tick published to amqplib's socket writer once, on the next tick, corked", async () => {
+    const { outbox, channel, open } = setup();
+    const log = withMuxer(channel);
+    open();
+    void outbox.send("k1", frame);
+    void outbox.send("k2", frame);
+    expect(log).toEqual([]);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    expect(log).toEqual(["cork", "read after 2", "uncork"]);
+    void outbox.send("k3", frame);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    expect(log.slice(3)).toEqual(["cork", "read after 3", "uncork"]);
+  });
+
+  it("falls back to amqplib's own schedule, with a warning, if its writer throws", async () => {
+    const { outbox, channel, counters, open } = setup();
+    const log = withMuxer(channel);
+    const muxer = (channel as unknown as { connection: { muxer: { _readIncoming: () => void } } })
+      .connection.muxer;
+    muxer._readIncoming = () => {
+      log.push("read");
+      throw new Error("amqplib changed");
+    };
+    open();
+    void outbox.send("k1", frame);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    void outbox.send("k2", frame);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    expect(log.filter((l) => l === "read")).toHaveLength(1);
+    expect(channel.sent).toEqual(["k1", "k2"]);
+    expect(counters).toEqual({ published: 2, dropped: 0 });
+  });
+
+  it("leaves frames to amqplib's own schedule on a channel without its internals", async () => {
+    const { outbox, channel, counters, open } = setup();
+    expect(muxFlusher(channel as unknown as Channel)).toBeUndefined();
+    open();
+    await outbox.send("k1", frame);
+    expect(channel.sent).toEqual(["k1"]);
+    expect(counters).toEqual({ published: 1, dropped: 0 });
   });
 });
