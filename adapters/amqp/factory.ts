@@ -8,7 +8,7 @@ import { AmqpTransport } from "./transport.js";
  * Returns `(nsp) => adapter`, like `@socket.io/redis-adapter`'s createAdapter:
  * `new Server({ adapter: createAmqpAdapter(connection, opts) })`.
  *
- * All namespaces of the returned factory share one transport (one channel and
+ * All namespaces of the returned factory share one transport (two channels and
  * one queue on `connection`), released when the last of them closes. The
  * `connection` itself stays yours: it is never closed here. For recovery from
  * a lost connection pass `connectionFactory` (see AmqpAdapterOptions).

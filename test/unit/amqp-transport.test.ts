@@ -84,7 +84,12 @@ class FakeConnection extends EventEmitter {
     for (const channel of this.channels) channel.die();
     this.emit("close");
   }
-  get channel(): FakeChannel {
+  /** The channel of the latest setup that declared the topology and consumes. */
+  get topology(): FakeChannel {
+    return this.channels.findLast((c) => c.calls.length > 0) as FakeChannel;
+  }
+  /** The channel the latest setup publishes on (its last channel). */
+  get publisher(): FakeChannel {
     return this.channels.at(-1) as FakeChannel;
   }
 }
@@ -121,20 +126,23 @@ describe("amqp transport against a fake channel", () => {
     vi.useRealTimers();
   });
 
-  it("publishes nothing before setup completed, then exchange, queue, bindings and consumer in that order", async () => {
+  it("publishes nothing before setup completed, then exchange, queue, bindings and consumer in that order, and publishes on a channel of its own", async () => {
     const { transport, connection } = start();
     void transport.bind("a./");
     const early = transport.publish("a./", heartbeat());
     expect(connection.channels).toHaveLength(0);
     await early;
-    const channel = connection.channel;
-    expect(channel.calls).toEqual([
+    expect(connection.channels).toHaveLength(2);
+    const [topology, publisher] = connection.channels as [FakeChannel, FakeChannel];
+    expect(topology.calls).toEqual([
       "assertExchange ex topic",
       "assertQueue",
       "bind a./",
       "consume",
     ]);
-    expect(channel.published.map((p) => p.key)).toEqual(["a./"]);
+    expect(publisher.calls).toEqual([]);
+    expect(topology.published).toEqual([]);
+    expect(publisher.published.map((p) => p.key)).toEqual(["a./"]);
     expect(transport.stats()).toMatchObject({ published: 1, dropped: 0, bindings: 1 });
     await transport.close();
   });
@@ -146,7 +154,8 @@ describe("amqp transport against a fake channel", () => {
     const reconnected = vi.fn();
     transport.onReconnect(reconnected);
     await waitFor(() => transport.connected, { message: "first setup" });
-    const first = connection.channel;
+    const first = connection.topology;
+    const firstPublisher = connection.publisher;
     const firstQueue = first.queue;
 
     first.die();
@@ -155,8 +164,9 @@ describe("amqp transport against a fake channel", () => {
     await transport.publish("a./", heartbeat());
     expect(transport.stats()).toMatchObject({ dropped: 2, bindings: 0 });
 
+    expect(firstPublisher.closed).toBe(true); // a pair: losing one closes the other
     await waitFor(() => transport.connected, { message: "recovered" });
-    const second = connection.channel;
+    const second = connection.topology;
     expect(second).not.toBe(first);
     expect(second.calls).toEqual([
       "assertExchange ex topic",
@@ -170,8 +180,36 @@ describe("amqp transport against a fake channel", () => {
     expect(transport.stats()).toMatchObject({ reconnects: 1, bindings: 2 });
 
     await transport.publish("a./", heartbeat("after"));
-    expect(second.published.map((p) => p.message.uid)).toEqual(["after"]);
-    expect(first.published).toEqual([]);
+    expect(connection.publisher.published.map((p) => p.message.uid)).toEqual(["after"]);
+    expect(firstPublisher.published).toEqual([]);
+    await transport.close();
+  });
+
+  it("a lost publishing channel: the consumer's channel is closed too and both are rebuilt, bindings included", async () => {
+    const { transport, connection } = start();
+    await transport.bind("r./.room");
+    await waitFor(() => transport.connected, { message: "first setup" });
+    const topology = connection.topology;
+    connection.publisher.die();
+    expect(transport.connected).toBe(false);
+    expect(topology.closed).toBe(true);
+    await transport.publish("a./", heartbeat());
+    expect(transport.stats().dropped).toBe(1);
+    await waitFor(() => transport.connected, { message: "recovered" });
+    expect(connection.channels).toHaveLength(4);
+    expect(connection.topology.calls).toContain("bind r./.room");
+    await transport.publish("a./", heartbeat("after"));
+    expect(connection.publisher.published.map((p) => p.message.uid)).toEqual(["after"]);
+    await transport.close();
+    expect(connection.channels.every((c) => c.closed)).toBe(true);
+  });
+
+  it("a publisher only (the emitter) declares the exchange and publishes on that one channel", async () => {
+    const { transport, connection } = start({}, false);
+    await transport.publish("a./", heartbeat("e"));
+    expect(connection.channels).toHaveLength(1);
+    expect(connection.publisher.calls).toEqual(["assertExchange ex topic"]);
+    expect(connection.publisher.published.map((p) => p.message.uid)).toEqual(["e"]);
     await transport.close();
   });
 
@@ -207,7 +245,7 @@ describe("amqp transport against a fake channel", () => {
       expect(gap).toBeLessThanOrEqual(bases[i] as number);
     });
     expect(transport.connected).toBe(true);
-    expect(replacement.channel.calls).toContain("bind r./.room");
+    expect(replacement.topology.calls).toContain("bind r./.room");
     expect(transport.stats().reconnects).toBe(1);
     await transport.close();
     expect(replacement.closed).toBe(true); // a connection it opened itself is its to close
@@ -223,13 +261,13 @@ describe("amqp transport against a fake channel", () => {
     await transport.publish("a./", heartbeat());
     expect(transport.stats().dropped).toBe(1);
     await transport.close();
-    expect(connection.channels).toHaveLength(1); // never reopened the dead connection
+    expect(connection.channels).toHaveLength(2); // never reopened the dead connection
   });
 
   it("honours 'drain' on the channel it currently publishes on, not on a lost one", async () => {
     const { transport, connection } = start();
     await waitFor(() => transport.connected, { message: "first setup" });
-    const first = connection.channel;
+    const first = connection.publisher;
     first.full = true;
     await transport.publish("k", heartbeat("1"));
     const waiting = transport.publish("k", heartbeat("2"));
@@ -248,14 +286,14 @@ describe("amqp transport against a fake channel", () => {
     await waitFor(() => transport.connected, { message: "recovered" });
     first.emit("drain"); // late 'drain' of the dead channel: ignored
     await transport.publish("k", heartbeat("5"));
-    expect(connection.channel.published.map((p) => p.message.uid)).toEqual(["5"]);
+    expect(connection.publisher.published.map((p) => p.message.uid)).toEqual(["5"]);
     await transport.close();
   });
 
   it("bindings end as last asked, one operation at a time, and only wanted keys are redeclared", async () => {
     const { transport, connection } = start();
     await waitFor(() => transport.connected, { message: "first setup" });
-    const topology = () => connection.channel.calls.slice(3); // after exchange, queue, consume
+    const topology = () => connection.topology.calls.slice(3); // after exchange, queue, consume
     // Undone before its turn came: x never reaches the broker.
     await Promise.all([
       transport.bind("r./.x"),
@@ -269,9 +307,9 @@ describe("amqp transport against a fake channel", () => {
     await transport.unbind("r./.z");
     expect(topology()).toEqual(["bind r./.y", "bind r./.z", "unbind r./.z"]);
     expect(transport.stats().bindings).toBe(1);
-    connection.channel.die();
+    connection.topology.die();
     await waitFor(() => transport.connected, { message: "recovered" });
-    expect(connection.channel.calls.filter((c) => c.startsWith("bind"))).toEqual(["bind r./.y"]);
+    expect(connection.topology.calls.filter((c) => c.startsWith("bind"))).toEqual(["bind r./.y"]);
     await transport.close();
   });
 
@@ -283,13 +321,13 @@ describe("amqp transport against a fake channel", () => {
     transport.addHandler("/other", () => {
       throw new Error("handler for another namespace must not run");
     });
-    connection.channel.deliver(heartbeat("p1"));
-    connection.channel.consumer?.({
+    connection.topology.deliver(heartbeat("p1"));
+    connection.topology.consumer?.({
       content: Buffer.from("garbage"),
       fields: { routingKey: "k" },
     } as unknown as ConsumeMessage);
     remove();
-    connection.channel.deliver(heartbeat("p2"));
+    connection.topology.deliver(heartbeat("p2"));
     expect(got.map((m) => m.uid)).toEqual(["p1"]);
     expect(transport.stats()).toMatchObject({ received: 3, decodeErrors: 1, handlerErrors: 0 });
     await transport.close();
