@@ -145,9 +145,20 @@ export class LoadSession {
   async step(
     rate: number,
     accounted: Accounted[],
-    opts: { warmupMs: number; durationMs: number; drainMs: number },
+    opts: {
+      warmupMs: number;
+      durationMs: number;
+      drainMs: number;
+      /**
+       * Called as the warm-up starts and as the measured window opens and closes (e.g. to
+       * profile the servers in the window).
+       */
+      window?: { warmup(): void; open(): void; close(): void };
+    },
   ): Promise<StepResult> {
+    const { window: hooks, ...timing } = opts;
     const k = ++this.k;
+    hooks?.warmup();
     const now = () => performance.timeOrigin + performance.now();
     const t0 = now() + 200;
     const results = this.workers.map((child) =>
@@ -162,7 +173,7 @@ export class LoadSession {
         cmd: "step",
         k,
         t0,
-        ...opts,
+        ...timing,
         rate: rate / this.workers.length,
         w,
         workers: this.workers.length,
@@ -180,9 +191,11 @@ export class LoadSession {
     });
     const tMeasure = t0 + opts.warmupMs;
     await new Promise((r) => setTimeout(r, Math.max(0, tMeasure - now())));
+    hooks?.open();
     const a = snapshot();
     await new Promise((r) => setTimeout(r, Math.max(0, tMeasure + opts.durationMs - now())));
     const b = snapshot();
+    hooks?.close();
     const rss = accounted.map((x) => rssBytes(x.pid) ?? 0);
     const r = await Promise.all(results);
     const wallS = (b.t - a.t) / 1000;

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -80,8 +80,20 @@ export interface ServerProcess {
   readonly url: string;
   /** heap after two forced GCs and RSS, from the bench probe inside the process. */
   memory(): Promise<{ rss: number; heapUsed: number; gc: boolean }>;
+  /**
+   * Starts a CPU profile in the process; "mark" opens the window it keeps (samples, event-loop
+   * delay and GC pauses from then on); "stop" writes the window's .cpuprofile to `file` and
+   * answers the loop delay and GC pauses in it.
+   */
+  profile(action: "start" | "mark" | "stop", file?: string): Promise<ProfileWindow>;
   output(): string;
   stop(): Promise<void>;
+}
+
+/** What a server's event loop did while the probe profiled it (ms). */
+export interface ProfileWindow {
+  loop?: { p50: number; p99: number; max: number };
+  gc?: { count: number; totalMs: number; maxMs: number };
 }
 
 export interface StartServerOptions {
@@ -136,34 +148,30 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   const pid = child.pid ?? -1;
   pin(pid, options.cpus);
   let nextId = 1;
+  /** One request to the probe over IPC; its answer, or a rejection after 10 s. */
+  const request = <T>(message: Record<string, unknown>) =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      const timer = setTimeout(() => reject(new Error(`${options.name}: no probe answer`)), 10_000);
+      const onMessage = (m: unknown) => {
+        const reply = m as { probe?: string; id?: number; error?: string };
+        if (reply?.probe !== message.probe || reply.id !== id) return;
+        clearTimeout(timer);
+        child.off("message", onMessage);
+        if (reply.error !== undefined) reject(new Error(`${options.name}: ${reply.error}`));
+        else resolve(reply as T);
+      };
+      child.on("message", onMessage);
+      child.send({ ...message, id });
+    });
   return {
     name: options.name,
     pid,
     url,
     output: () => output,
-    memory: () =>
-      new Promise((resolve, reject) => {
-        const id = nextId++;
-        const timer = setTimeout(
-          () => reject(new Error(`${options.name}: no probe answer`)),
-          10_000,
-        );
-        const onMessage = (m: unknown) => {
-          const reply = m as {
-            probe?: string;
-            id?: number;
-            rss: number;
-            heapUsed: number;
-            gc: boolean;
-          };
-          if (reply?.probe !== "memory" || reply.id !== id) return;
-          clearTimeout(timer);
-          child.off("message", onMessage);
-          resolve(reply);
-        };
-        child.on("message", onMessage);
-        child.send({ probe: "memory", gc: true, id });
-      }),
+    memory: () => request({ probe: "memory", gc: true }),
+    profile: (action: "start" | "mark" | "stop", file?: string) =>
+      request({ probe: "profile", action, file }),
     async stop() {
       if (exited) return;
       child.kill("SIGTERM");
@@ -185,4 +193,77 @@ export function runMain(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/** The kernel events `countEvents` counts: every syscall, the I/O ones by name, switches. */
+const PERF_EVENTS = [
+  "raw_syscalls:sys_enter",
+  "syscalls:sys_enter_write",
+  "syscalls:sys_enter_writev",
+  "syscalls:sys_enter_read",
+  "syscalls:sys_enter_epoll_wait",
+  "syscalls:sys_enter_epoll_pwait",
+  "context-switches",
+];
+
+/**
+ * Counts syscalls (all, and write/writev/read/epoll_wait) and context switches of `pid`, all
+ * threads, with `perf stat` on kernel tracepoints (cheap: no ptrace), until `stop()`; resolves
+ * undefined where perf or the tracepoints are not available.
+ */
+export function countEvents(pid: number): { stop(): Promise<Record<string, number> | undefined> } {
+  let child: ChildProcess;
+  try {
+    child = spawn("perf", ["stat", "-x", ",", "-e", PERF_EVENTS.join(","), "-p", String(pid)], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  } catch {
+    return { stop: async () => undefined };
+  }
+  let err = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const done = new Promise<Record<string, number> | undefined>((resolve) => {
+    child.once("error", () => resolve(undefined));
+    child.once("close", () => {
+      const counts: Record<string, number> = {};
+      for (const line of err.split("\n")) {
+        const [value, , event] = line.split(",");
+        if (event === undefined || !PERF_EVENTS.includes(event) || !/^\d+$/.test(value ?? ""))
+          continue;
+        counts[event.replace(/^(raw_)?syscalls:sys_enter_?/, "") || "syscalls"] = Number(value);
+      }
+      resolve(Object.keys(counts).length > 0 ? counts : undefined);
+    });
+  });
+  return {
+    stop: () => {
+      child.kill("SIGINT");
+      return done;
+    },
+  };
+}
+
+/**
+ * Records where `pid` spends CPU time (`perf record -e task-clock`: samples only while it runs,
+ * kernel included; JIT frames are named where the process runs with --perf-basic-prof) into
+ * `file` until `stop()`; false where perf is not available.
+ */
+export function recordCpu(pid: number, file: string, hz = 2000): { stop(): Promise<boolean> } {
+  const child = spawn(
+    "perf",
+    ["record", "-q", "-e", "task-clock", "-F", String(hz), "-p", String(pid), "-o", file],
+    { stdio: "ignore" },
+  );
+  const done = new Promise<boolean>((resolve) => {
+    child.once("error", () => resolve(false));
+    child.once("close", (code) => resolve(code === 0));
+  });
+  return {
+    stop: () => {
+      child.kill("SIGINT");
+      return done;
+    },
+  };
 }

@@ -6,10 +6,13 @@ import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
 import { type Accounted, LoadSession, round, type StepResult } from "./load.js";
 import {
+  countEvents,
   findPids,
   here,
   loadAverage,
+  type ProfileWindow,
   pin,
+  recordCpu,
   runMain,
   type ServerProcess,
   startServer,
@@ -28,7 +31,10 @@ import {
  * Servers (and the bench's private Redis) are pinned to core 0, the load generator to core 1.
  * Repeats are interleaved and every cell starts fresh processes. It prints the ratio table of
  * the performance targets and writes .bench/bench-<time>.json. BENCH_QUICK=1: one short repeat;
- * BENCH_ONLY=sb-redis,sio-redis: those targets; BENCH_PROFILE_DIR=dir: gateways run --cpu-prof.
+ * BENCH_ONLY=sb-redis,sio-redis: those targets; BENCH_PROFILE_DIR=dir: every server process of a
+ * fixed-load cell (stock or Switchboard alike) is CPU-profiled during each measured window
+ * (`<target>-r<repeat>-<rate>-p<i>.cpuprofile`, with a `.json` beside it: deliveries in the
+ * window, event-loop delay, GC pauses); `bench/profile.ts` compares them per delivery.
  */
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -42,19 +48,37 @@ const num = (name: string, fallback: number) => {
 const REPEATS = num("BENCH_REPEATS", QUICK ? 1 : 3);
 const DURATION_MS = num("BENCH_DURATION_MS", QUICK ? 3000 : 5000);
 const RATE = num("BENCH_RATE", 1000);
+/** Load before the measured window of a fixed-load cell (JIT warm-up), in ms. */
+const WARMUP_MS = num("BENCH_WARMUP_MS", 2000);
 const SATURATION_RATE = num("BENCH_SATURATION_RATE", 2500);
 const IDLE_CONNECTIONS = num("BENCH_IDLE_CONNECTIONS", QUICK ? 5000 : 10_000);
 const CONNECT_CLIENTS = num("BENCH_CONNECT_CLIENTS", 2000);
 const ONLY = process.env.BENCH_ONLY?.split(",");
-/** A directory: Switchboard gateways run with --cpu-prof and write their profiles there. */
+/** A directory: servers are CPU-profiled during the measured windows, the profiles written there. */
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+/**
+ * "v8" (default): the V8 sampling profiler inside each server (wall-clock samples: on a busy
+ * machine a preempted function is charged the time it waited); "perf": `perf record` of CPU time
+ * only, kernel included (servers run with --perf-basic-prof).
+ */
+const PROFILER = process.env.BENCH_PROFILER === "perf" ? "perf" : "v8";
 const LOAD = { clients: 200, rooms: 20, publishers: 10, payloadBytes: 100, workers: 2 };
 const TWO_CORES = cpus().length >= 2;
 const SERVER_CPUS = TWO_CORES ? "0" : undefined;
 const GEN_CPUS = TWO_CORES ? "1" : undefined;
 const CLI = here("../bin/switchboard.js");
 
-type TargetName = "raw-ws" | "sio-memory" | "sio-redis" | "sb-memory" | "sb-redis" | "sb-amqp";
+/**
+ * Another build of Switchboard to compare in the same run (A/B): its `bin/switchboard.js`. It
+ * adds the targets `sb-memory-alt`, `sb-redis-alt`, `sb-amqp-alt`, each run right after its
+ * namesake (name them in BENCH_ONLY).
+ */
+const ALT_CLI = process.env.BENCH_ALT_CLI;
+/** More node options for every server process (e.g. `--trace-gc`, `--log-deopt --logfile=…`). */
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+
+type SbTarget = "sb-memory" | "sb-redis" | "sb-amqp";
+type TargetName = "raw-ws" | "sio-memory" | "sio-redis" | SbTarget | `${SbTarget}-alt`;
 
 interface Running {
   servers: ServerProcess[];
@@ -71,13 +95,22 @@ interface Brokers {
 }
 
 async function startTarget(name: TargetName, b: Brokers, count?: number): Promise<Running> {
-  const procs = count ?? (name.endsWith("redis") || name.endsWith("amqp") ? 2 : 1);
+  const base = name.replace(/-alt$/, "");
+  const procs = count ?? (base.endsWith("redis") || base.endsWith("amqp") ? 2 : 1);
   const exchange = `bench.${randomUUID().slice(0, 8)}`;
   const servers: ServerProcess[] = [];
   try {
     for (let i = 0; i < procs; i++) {
       const port = await freePort();
-      const common = { name: `${name}#${i}`, port, cpus: SERVER_CPUS };
+      const common = {
+        name: `${name}#${i}`,
+        port,
+        cpus: SERVER_CPUS,
+        execArgv: [
+          ...(PROFILE_DIR && PROFILER === "perf" ? ["--perf-basic-prof"] : []),
+          ...NODE_ARGS,
+        ],
+      };
       if (name === "raw-ws") {
         servers.push(
           await startServer({
@@ -98,13 +131,12 @@ async function startTarget(name: TargetName, b: Brokers, count?: number): Promis
           }),
         );
       } else {
-        const backplane = name.slice(3);
+        const backplane = name.slice(3).replace(/-alt$/, "");
         servers.push(
           await startServer({
             ...common,
-            script: CLI,
+            script: name.endsWith("-alt") && ALT_CLI ? ALT_CLI : CLI,
             args: ["gateway"],
-            execArgv: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [],
             readyPath: "/readyz",
             env: {
               PORT: String(port),
@@ -130,9 +162,9 @@ async function startTarget(name: TargetName, b: Brokers, count?: number): Promis
     throw err;
   }
   const accounted: Accounted[] = servers.map((s) => ({ role: s.name, pid: s.pid }));
-  if (name.endsWith("redis") && b.redisPid !== undefined)
+  if (base.endsWith("redis") && b.redisPid !== undefined)
     accounted.push({ role: "redis", pid: b.redisPid });
-  if (name.endsWith("amqp"))
+  if (base.endsWith("amqp"))
     for (const pid of b.rabbitPids) accounted.push({ role: "rabbitmq", pid });
   return {
     servers,
@@ -172,6 +204,81 @@ const push = <T>(table: Record<string, T[]>, key: string, value: T) => {
 };
 const wanted = (name: string) => ONLY === undefined || ONLY.includes(name);
 
+const profiledCells = new Map<string, number>();
+
+/**
+ * With BENCH_PROFILE_DIR: hooks that profile every server of `target` during a measured window
+ * (through the bench probe), and `save(result)` that waits for the profiles and writes, beside
+ * each, what it covers: deliveries in the window (all processes'), loop delay, GC pauses.
+ */
+function profileWindow(name: TargetName, target: Running, rate: number) {
+  if (PROFILE_DIR === undefined) return { hooks: undefined, save: async () => {} };
+  mkdirSync(PROFILE_DIR, { recursive: true });
+  const key = `${name}-${rate}`;
+  const repeat = (profiledCells.get(key) ?? 0) + 1;
+  profiledCells.set(key, repeat);
+  const base = (i: number) => `${PROFILE_DIR}/${name}-r${repeat}-${rate}-p${i}`;
+  let stops: Promise<ProfileWindow | undefined>[] = [];
+  const warn = (err: unknown) => {
+    log(`profile of ${name}: ${String(err)}`);
+    return undefined;
+  };
+  let starts: Promise<unknown>[] = [];
+  let counters: ReturnType<typeof countEvents>[] = [];
+  let recorders: ReturnType<typeof recordCpu>[] = [];
+  let counted: Promise<(Record<string, number> | undefined)[]> = Promise.resolve([]);
+  // The profiler starts with the warm-up (V8 logs every compiled function as it starts, which
+  // blocks the loop for up to a second in a large process) and keeps only the window's samples.
+  const hooks = {
+    warmup: () => {
+      if (PROFILER === "v8") starts = target.servers.map((s) => s.profile("start").catch(warn));
+    },
+    open: () => {
+      if (PROFILER === "v8")
+        for (const s of target.servers)
+          void Promise.all(starts).then(() => s.profile("mark").catch(warn));
+      else recorders = target.servers.map((s, i) => recordCpu(s.pid, `${base(i)}.perf.data`));
+      counters = target.accounted.map((a) => countEvents(a.pid));
+    },
+    close: () => {
+      counted = Promise.all(counters.map((c) => c.stop()));
+      stops =
+        PROFILER === "v8"
+          ? target.servers.map((s, i) =>
+              Promise.all(starts).then(() =>
+                s.profile("stop", `${base(i)}.cpuprofile`).catch(warn),
+              ),
+            )
+          : recorders.map((r) => r.stop().then(() => ({})));
+    },
+  };
+  const save = async (result: StepResult, durationMs: number) => {
+    const windows = await Promise.all(stops);
+    // Syscalls and context switches of every accounted process (servers and broker), per role.
+    const events = await counted;
+    const syscalls = Object.fromEntries(
+      target.accounted.map((a, i) => [a.role, events[i]]).filter(([, e]) => e !== undefined),
+    );
+    windows.forEach((w, i) => {
+      if (w === undefined) return;
+      const meta = {
+        target: name,
+        process: target.servers[i]?.name,
+        rate,
+        repeat,
+        durationMs,
+        deliveries: Math.round((result.deliveredPerSec * durationMs) / 1000),
+        processes: target.servers.length,
+        loopDelayMs: w.loop,
+        gc: w.gc,
+        syscalls,
+      };
+      writeFileSync(`${base(i)}.json`, JSON.stringify(meta, null, 2));
+    });
+  };
+  return { hooks, save };
+}
+
 async function fixedLoadCell(name: TargetName, b: Brokers) {
   const target = await startTarget(name, b);
   const session = new LoadSession({
@@ -183,14 +290,17 @@ async function fixedLoadCell(name: TargetName, b: Brokers) {
   try {
     await session.start();
     cells.loadAverages.push(loadAverage());
+    const profile = profileWindow(name, target, RATE);
     const fixed = await session.step(RATE, target.accounted, {
-      warmupMs: 2000,
+      warmupMs: WARMUP_MS,
       durationMs: DURATION_MS,
       drainMs: 2000,
+      window: profile.hooks,
     });
+    await profile.save(fixed, DURATION_MS);
     push(cells.fixed, name, fixed);
     log(`${name} @${RATE}/s`, summary(fixed));
-    if (name === "sio-redis" || name === "sb-redis" || name === "sb-amqp") {
+    if (/^(sio-redis|sb-redis|sb-amqp)(-alt)?$/.test(name)) {
       const saturated = await session.step(SATURATION_RATE, target.accounted, {
         warmupMs: 1000,
         durationMs: Math.min(DURATION_MS, 4000),
@@ -469,10 +579,13 @@ async function main() {
     "raw-ws",
     "sio-memory",
     "sb-memory",
+    "sb-memory-alt",
     "sio-redis",
     "sb-redis",
+    "sb-redis-alt",
     "sb-amqp",
-  ];
+    "sb-amqp-alt",
+  ].filter((t) => ALT_CLI !== undefined || !t.endsWith("-alt")) as TargetName[];
   const memoryTargets: TargetName[] = ["raw-ws", "sio-memory", "sb-memory"];
   const connectTargets: TargetName[] = ["sio-redis", "sb-redis", "sb-amqp"];
   try {
