@@ -1,10 +1,11 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { positiveInt } from "../../core/validate.js";
+import { createEchoFreeAdapter } from "./classic.js";
 import {
   closeClient,
   createClient,
@@ -63,7 +64,8 @@ type AdapterFactory = (nsp: Namespace) => Adapter;
 
 /**
  * The Redis backplanes, on the official adapters over ioredis:
- * - `redis`: `@socket.io/redis-adapter` (classic pub/sub), one publishing + one subscribing connection;
+ * - `redis`: `@socket.io/redis-adapter` (classic pub/sub), one publishing + one subscribing
+ *   connection; its adapter drops the node's own broadcasts before decoding them (classic.ts);
  * - `redis-sharded`: its `createShardedAdapter` (Redis 7 SPUBLISH/SSUBSCRIBE), in
  *   `subscriptionMode: "dynamic"`, so a node subscribes to a room's channel only while it has a
  *   member of that room;
@@ -106,7 +108,7 @@ export function createRedisBackplane(
     clients.push(sub);
     adapter =
       kind === "redis"
-        ? (createAdapter(pub, sub, { requestsTimeout }) as unknown as AdapterFactory)
+        ? createEchoFreeAdapter(pub, sub, { requestsTimeout })
         : joinAfterSubscribed(
             createShardedAdapter(pub, sub, {
               subscriptionMode: "dynamic",
