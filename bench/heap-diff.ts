@@ -3,7 +3,8 @@
  * snapshot, connects N idle Socket.IO clients (WebSocket transport, no room, as the bench's idle
  * cell), takes a second snapshot, and prints the objects that are new in the second one (V8's
  * object ids are stable within a process), grouped by type and constructor, per connection, with
- * each group's most common retainer (`Owner.edge`).
+ * each group's most common retainer (`Owner.edge`); then the same objects by per-connection owner
+ * (net.Socket, ws, engine.io, Socket.IO).
  *
  *   node --import tsx bench/heap-diff.ts <sb|stock> [connections=2000] [--keep <dir>]
  *   node --import tsx bench/heap-diff.ts --files <before.heapsnapshot> <after.heapsnapshot> <N>
@@ -194,6 +195,133 @@ export function report(groups: Map<string, Group>, connections: number, top = 60
   return lines.join("\n");
 }
 
+/**
+ * The same new objects by owner: each is given to the first per-connection object that reaches
+ * it, taking owners from the innermost (the TCP socket) outwards, and not walking through another
+ * owner. Owners are told by constructor and a property only they have.
+ */
+export function owners(before: Snapshot, after: Snapshot, connections: number): string {
+  const meta = after.snapshot.meta;
+  const nf = meta.node_fields.length;
+  const ef = meta.edge_fields.length;
+  const f = (name: string) => meta.node_fields.indexOf(name);
+  const [typeIdx, nameIdx, idIdx, sizeIdx, edgeCountIdx] = [
+    f("type"),
+    f("name"),
+    f("id"),
+    f("self_size"),
+    f("edge_count"),
+  ];
+  const edgeTypeIdx = meta.edge_fields.indexOf("type");
+  const edgeNameIdx = meta.edge_fields.indexOf("name_or_index");
+  const edgeToIdx = meta.edge_fields.indexOf("to_node");
+  const nodeTypes = meta.node_types[0];
+  const edgeTypes = meta.edge_types[0];
+  const { nodes, edges, strings } = after;
+  const count = nodes.length / nf;
+  const seen = new Set<number>();
+  const bf = before.snapshot.meta.node_fields;
+  for (let i = 0; i < before.nodes.length; i += bf.length) {
+    seen.add(before.nodes[i + bf.indexOf("id")]!);
+  }
+  const firstEdge = new Uint32Array(count + 1);
+  for (let n = 0; n < count; n++) {
+    firstEdge[n + 1] = firstEdge[n]! + nodes[n * nf + edgeCountIdx]! * ef;
+  }
+  const fresh = (n: number) => !seen.has(nodes[n * nf + idIdx]!);
+  const type = (n: number) => nodeTypes[nodes[n * nf + typeIdx]!]!;
+  const name = (n: number) => strings[nodes[n * nf + nameIdx]!]!;
+  const has = (n: number, property: string) => {
+    for (let e = firstEdge[n]!; e < firstEdge[n + 1]!; e += ef) {
+      const t = edgeTypes[edges[e + edgeTypeIdx]!];
+      if ((t === "property" || t === "internal") && strings[edges[e + edgeNameIdx]!] === property) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const ORDER = [
+    "net.Socket",
+    "ws WebSocket",
+    "engine.io WebSocket transport",
+    "engine.io Socket",
+    "socket.io Client",
+    "socket.io Socket",
+  ] as const;
+  const ownerOf = (n: number): (typeof ORDER)[number] | undefined => {
+    if (type(n) !== "object") return undefined;
+    switch (name(n)) {
+      case "Socket":
+        if (has(n, "_readableState")) return "net.Socket";
+        if (has(n, "nsp")) return "socket.io Socket";
+        if (has(n, "transport") && has(n, "pingIntervalTimer")) return "engine.io Socket";
+        return undefined;
+      case "WebSocket":
+        return has(n, "_receiver") ? "ws WebSocket" : "engine.io WebSocket transport";
+      case "Client":
+        return has(n, "decoder") ? "socket.io Client" : undefined;
+      default:
+        return undefined;
+    }
+  };
+  const roots = new Map<string, number[]>(ORDER.map((o) => [o, []]));
+  const isRoot = new Uint8Array(count);
+  for (let n = 0; n < count; n++) {
+    if (!fresh(n)) continue;
+    const owner = ownerOf(n);
+    if (owner === undefined) continue;
+    roots.get(owner)!.push(n);
+    isRoot[n] = 1;
+  }
+  const assigned = new Int8Array(count).fill(-1);
+  ORDER.forEach((owner, index) => {
+    const stack = [...roots.get(owner)!];
+    for (const r of stack) assigned[r] = index;
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      for (let e = firstEdge[n]!; e < firstEdge[n + 1]!; e += ef) {
+        const t = edgeTypes[edges[e + edgeTypeIdx]!];
+        if (t === "weak" || t === "shortcut") continue;
+        const to = edges[e + edgeToIdx]! / nf;
+        if (assigned[to] !== -1 || isRoot[to] || !fresh(to)) continue;
+        assigned[to] = index;
+        stack.push(to);
+      }
+    }
+  });
+  const OTHER = "other (adapter Sets, Map/WeakMap tables, code, timer lists)";
+  const totals = new Map<string, { bytes: number; count: number; parts: Map<string, number> }>();
+  for (let n = 0; n < count; n++) {
+    if (!fresh(n)) continue;
+    const owner = assigned[n] === -1 ? OTHER : ORDER[assigned[n]!]!;
+    let t = totals.get(owner);
+    if (!t) {
+      t = { bytes: 0, count: 0, parts: new Map() };
+      totals.set(owner, t);
+    }
+    const size = nodes[n * nf + sizeIdx]!;
+    t.bytes += size;
+    t.count++;
+    const k = type(n);
+    const part = ["string", "code", "number"].includes(k)
+      ? `(${k})`
+      : `${k} ${name(n).slice(0, 30)}`;
+    t.parts.set(part, (t.parts.get(part) ?? 0) + size);
+  }
+  const lines = ["B/conn  objects/conn  owner — biggest parts (B/conn)"];
+  for (const [owner, t] of [...totals].sort((a, b) => b[1].bytes - a[1].bytes)) {
+    const parts = [...t.parts]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([part, bytes]) => `${part} ${(bytes / connections).toFixed(0)}`)
+      .join(", ");
+    lines.push(
+      `${(t.bytes / connections).toFixed(0).padStart(6)}  ${(t.count / connections).toFixed(1).padStart(6)}  ${owner} — ${parts}`,
+    );
+  }
+  return lines.join("\n");
+}
+
 const load = (file: string) => JSON.parse(readFileSync(file, "utf8")) as Snapshot;
 
 async function ready(url: string, deadline: number): Promise<void> {
@@ -253,7 +381,9 @@ async function main() {
   const args = process.argv.slice(2);
   if (args[0] === "--files") {
     const n = Number(args[3]);
-    console.log(report(diffSnapshots(load(args[1]!), load(args[2]!)), n));
+    const [before, after] = [load(args[1]!), load(args[2]!)];
+    console.log(report(diffSnapshots(before, after), n));
+    console.log(owners(before, after, n));
     return;
   }
   const kind = args[0];
@@ -300,7 +430,9 @@ async function main() {
     await sleep(1000);
     const second = await snapshot(child, dir, readyUrl);
     console.log(`${kind}: ${n} connections after ${WARMUP} (warm-up); snapshots in ${dir}`);
-    console.log(report(diffSnapshots(load(first), load(second)), n));
+    const [before, after] = [load(first), load(second)];
+    console.log(report(diffSnapshots(before, after), n));
+    console.log(owners(before, after, n));
   } finally {
     for (const s of sockets) s.disconnect();
     child.kill("SIGTERM");
