@@ -73,7 +73,11 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
       heartbeatTimeout: opts.heartbeatTimeoutMs,
     });
     this.internals = baseInternals(this);
-    this.removeHandler = transport.addHandler(nsp.name, (m) => this.onMessage(m as ClusterMessage));
+    this.removeHandler = transport.addHandler(
+      nsp.name,
+      (m) => this.onMessage(m as ClusterMessage),
+      this.uid,
+    );
     this.removeReconnectListener = transport.onReconnect(() =>
       this.publish({ type: MessageType.INITIAL_HEARTBEAT }),
     );

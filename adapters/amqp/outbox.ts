@@ -5,6 +5,7 @@ import type { AmqpLogger } from "./options.js";
 interface Waiting {
   key: string;
   frame: Buffer;
+  appId: string | undefined;
   timer: NodeJS.Timeout;
   resolve: () => void;
 }
@@ -105,10 +106,10 @@ export class Outbox {
   }
 
   /** Never rejects. */
-  send(key: string, frame: Buffer): Promise<void> {
+  send(key: string, frame: Buffer, appId?: string): Promise<void> {
     const channel = this.channel;
     if (channel && !this.blocked && this.waiting.length === 0) {
-      this.write(channel, key, frame);
+      this.write(channel, key, frame, appId);
       return Promise.resolve();
     }
     if (!channel && this.everOpen) return this.drop("disconnected");
@@ -117,6 +118,7 @@ export class Outbox {
       const entry: Waiting = {
         key,
         frame,
+        appId,
         resolve,
         timer: setTimeout(() => {
           this.waiting = this.waiting.filter((w) => w !== entry);
@@ -158,10 +160,11 @@ export class Outbox {
     this.dropWaiting();
   }
 
-  private write(channel: Channel, key: string, frame: Buffer): void {
+  private write(channel: Channel, key: string, frame: Buffer, appId: string | undefined): void {
     try {
       // false: amqplib buffered the frame but asks us to pause until 'drain'.
-      if (!channel.publish(this.opts.exchange, key, frame)) this.blocked = true;
+      const options = appId === undefined ? undefined : { appId };
+      if (!channel.publish(this.opts.exchange, key, frame, options)) this.blocked = true;
       this.counters.published++;
       // One tick for all the frames published in this one: they leave in one go.
       if (this.flushMux && !this.muxFlushScheduled) {
@@ -178,7 +181,7 @@ export class Outbox {
     while (this.channel && !this.blocked && this.waiting.length > 0) {
       const entry = this.waiting.shift() as Waiting;
       clearTimeout(entry.timer);
-      this.write(this.channel, entry.key, entry.frame);
+      this.write(this.channel, entry.key, entry.frame, entry.appId);
       entry.resolve();
     }
   }

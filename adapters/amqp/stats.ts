@@ -4,9 +4,13 @@ export interface TransportStats {
   published: number;
   /** Messages not published: disconnected, back-pressure bound, timeout, unencodable. */
   dropped: number;
-  /** Frames delivered from this node's queue (any namespace). */
+  /** Frames delivered from this node's queue (any namespace), its own messages back included. */
   received: number;
-  /** Of `received`, broadcasts (lets tests and metrics prove room routing). */
+  /**
+   * Of `received`, broadcasts from other nodes and emitters (lets tests and
+   * metrics prove room routing). A node's own broadcasts coming back are not
+   * decoded, so not counted.
+   */
   receivedBroadcasts: number;
   /** Frames dropped as garbage or from another wire version. */
   decodeErrors: number;

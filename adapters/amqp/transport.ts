@@ -37,6 +37,8 @@ export class AmqpTransport {
 
   private readonly nodeId = randomBytes(6).toString("hex");
   private readonly handlers = new Map<string, Set<Handler>>();
+  /** Sender id of each local adapter -> its namespace (see addHandler). */
+  private readonly senders = new Map<string, string>();
   private readonly reconnectListeners = new Set<() => void>();
   private readonly wanted = new Set<string>();
   private readonly bound = new Set<string>();
@@ -91,13 +93,22 @@ export class AmqpTransport {
     return this.channel !== undefined;
   }
 
-  addHandler(nsp: string, handler: Handler): () => void {
+  /**
+   * `handler` receives the messages of `nsp`. `sender` is the id its adapter
+   * publishes under: the broker hands a node back its own room messages (it is
+   * bound to their keys too), and those are dropped undecoded while that
+   * adapter is its namespace's only handler here (the base class would ignore
+   * them anyway).
+   */
+  addHandler(nsp: string, handler: Handler, sender?: string): () => void {
     const set = this.handlers.get(nsp) ?? new Set<Handler>();
     this.handlers.set(nsp, set);
     set.add(handler);
+    if (sender !== undefined) this.senders.set(sender, nsp);
     return () => {
       set.delete(handler);
       if (set.size === 0) this.handlers.delete(nsp);
+      if (sender !== undefined) this.senders.delete(sender);
     };
   }
 
@@ -129,7 +140,9 @@ export class AmqpTransport {
       this.dropped("unencodable", err, { type: message.type });
       return Promise.resolve();
     }
-    return this.publishFrame(key, frame);
+    // The sender id travels as the AMQP app-id too, so that our own copy can be
+    // recognized before decoding (nodes that do not look at it are unaffected).
+    return this.outbox.send(key, frame, this.consume ? message.uid : undefined);
   }
 
   publishFrame(key: string, frame: Buffer): Promise<void> {
@@ -344,6 +357,12 @@ export class AmqpTransport {
     );
   }
 
+  /** A message a local adapter published, back from the broker, that no other local adapter wants. */
+  private isOwnEcho(sender: string): boolean {
+    const nsp = this.senders.get(sender);
+    return nsp !== undefined && this.handlers.get(nsp)?.size === 1;
+  }
+
   private onDelivery(channel: Channel, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // The broker cancelled our consumer (queue deleted): recover via a new channel.
@@ -352,6 +371,8 @@ export class AmqpTransport {
       return;
     }
     this.counters.received++;
+    const from: unknown = msg.properties.appId;
+    if (typeof from === "string" && this.isOwnEcho(from)) return;
     let message: WireMessage;
     try {
       message = decodeMessage(msg.content);

@@ -119,6 +119,33 @@ describe("amqp adapter: socket ids with room routing on", () => {
     expect(c1.connected).toBe(true);
   });
 
+  it("a node's own room broadcasts come back from the broker and are dropped undecoded; its clients get each once", async () => {
+    const cluster = await startAmqpCluster({ nodes: 2, adapter: { roomRouting: true } });
+    const local = await cluster.client(0);
+    const remote = await cluster.client(1);
+    for (const [node, client] of [
+      [0, local],
+      [1, remote],
+    ] as const)
+      await cluster.servers[node]
+        ?.of("/")
+        .sockets.get(client.id ?? "")
+        ?.join("R");
+    const before = cluster.adapter(0).stats();
+    const got = { local: 0, remote: 0 };
+    local.on("r", () => got.local++);
+    remote.on("r", () => got.remote++);
+    for (let i = 0; i < 10; i++) cluster.servers[0]?.to("R").emit("r", i);
+    await waitFor(() => got.remote === 10, { timeoutMs: 5_000, message: "remote member got 10" });
+    await waitFor(() => cluster.adapter(0).stats().received - before.received >= 10, {
+      timeoutMs: 5_000,
+      message: "node 0's own 10 broadcasts back from the broker",
+    });
+    expect(cluster.adapter(0).stats().receivedBroadcasts).toBe(before.receivedBroadcasts);
+    expect(cluster.adapter(0).stats().decodeErrors).toBe(0);
+    expect(got).toEqual({ local: 10, remote: 10 });
+  });
+
   it("the cost: an emit to one socket id reaches every node's queue", async () => {
     const cluster = await startAmqpCluster({ nodes: 3, adapter: { roomRouting: true } });
     const c1 = await cluster.client(1);

@@ -20,7 +20,7 @@ type Consumer = (msg: ConsumeMessage | null) => void;
 
 class FakeChannel extends EventEmitter {
   readonly calls: string[] = [];
-  readonly published: { key: string; message: WireMessage }[] = [];
+  readonly published: { key: string; message: WireMessage; appId?: string }[] = [];
   /** publish() returns false (asks the caller to wait for 'drain') while true. */
   full = false;
   closed = false;
@@ -44,9 +44,9 @@ class FakeChannel extends EventEmitter {
     this.consumer = consumer;
     this.calls.push("consume");
   }
-  publish(_exchange: string, key: string, content: Buffer): boolean {
+  publish(_exchange: string, key: string, content: Buffer, options?: { appId?: string }): boolean {
     if (this.closed) throw new Error("Channel closed");
-    this.published.push({ key, message: decodeMessage(content) });
+    this.published.push({ key, message: decodeMessage(content), appId: options?.appId });
     return !this.full;
   }
   async close(): Promise<void> {
@@ -58,10 +58,11 @@ class FakeChannel extends EventEmitter {
     this.closed = true;
     this.emit("close");
   }
-  deliver(message: WireMessage): void {
+  deliver(message: WireMessage, appId?: string): void {
     this.consumer?.({
       content: encodeMessage(message),
       fields: { routingKey: "k" },
+      properties: { appId },
     } as unknown as ConsumeMessage);
   }
 }
@@ -325,11 +326,43 @@ describe("amqp transport against a fake channel", () => {
     connection.topology.consumer?.({
       content: Buffer.from("garbage"),
       fields: { routingKey: "k" },
+      properties: {},
     } as unknown as ConsumeMessage);
     remove();
     connection.topology.deliver(heartbeat("p2"));
     expect(got.map((m) => m.uid)).toEqual(["p1"]);
     expect(transport.stats()).toMatchObject({ received: 3, decodeErrors: 1, handlerErrors: 0 });
+    await transport.close();
+  });
+
+  it("drops a node's own messages back from the broker undecoded, unless another local adapter serves that namespace", async () => {
+    const { transport, connection } = start();
+    await waitFor(() => transport.connected, { message: "first setup" });
+    const mine: WireMessage[] = [];
+    const removeMine = transport.addHandler("/", (m) => mine.push(m), "me");
+    await transport.publish("a./", heartbeat("me"));
+    expect(connection.publisher.published.map((p) => p.appId)).toEqual(["me"]);
+
+    connection.topology.deliver(heartbeat("me"), "me"); // our own, back
+    connection.topology.deliver(heartbeat("peer"), "peer");
+    connection.topology.deliver(heartbeat("old"), undefined); // a node that sets no app-id
+    expect(mine.map((m) => m.uid)).toEqual(["peer", "old"]);
+
+    // A second server on this transport is another node of the cluster: it needs our messages.
+    const theirs: WireMessage[] = [];
+    const removeTheirs = transport.addHandler("/", (m) => theirs.push(m), "other");
+    connection.topology.deliver(heartbeat("me"), "me");
+    expect(theirs.map((m) => m.uid)).toEqual(["me"]);
+    removeTheirs();
+    removeMine();
+    expect(transport.stats()).toMatchObject({ received: 4, decodeErrors: 0 });
+    await transport.close();
+  });
+
+  it("a publisher only (the emitter) sets no app-id", async () => {
+    const { transport, connection } = start({}, false);
+    await transport.publish("a./", heartbeat("emitter"));
+    expect(connection.publisher.published.map((p) => p.appId)).toEqual([undefined]);
     await transport.close();
   });
 });
