@@ -136,9 +136,15 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
         if (check !== "ok") return fail(check);
         if (!isValidEventName(fields.event)) return fail("invalid_event");
         const data = fields.data ?? null;
-        // The same bound as a publish command's data: what every backplane's encoder carries.
-        if (valueExceedsDepth(data, MAX_DATA_DEPTH)) return fail("payload_too_deep");
-        if (!fitsJson(data, options.maxPublishBytes)) return fail("payload_too_large");
+        // Depth: the same bound as a publish command's data, what every backplane's encoder
+        // carries. Size: an upper bound from the same walk; JSON.stringify only near the limit.
+        const bound = jsonSizeBound(data, MAX_DATA_DEPTH, options.maxPublishBytes);
+        if (bound === TOO_DEEP) return fail("payload_too_deep");
+        if (bound === OVER_BUDGET) {
+          // The walk stopped where the bound passed the limit: the rest may still nest too deep.
+          if (valueExceedsDepth(data, MAX_DATA_DEPTH)) return fail("payload_too_deep");
+          if (!fitsJson(data, options.maxPublishBytes)) return fail("payload_too_large");
+        }
         const room = fields.room as string;
         if (!authorizer.canPublish(socket, room)) return fail("forbidden");
         socket.to(room).emit(fields.event, data);
@@ -237,6 +243,56 @@ export function attachClientProtocol(socket: Socket, options: ProtocolOptions): 
 
 const isPromise = <T>(value: T | PromiseLike<T>): value is PromiseLike<T> =>
   typeof (value as PromiseLike<T> | undefined)?.then === "function";
+
+const TOO_DEEP = -1;
+const OVER_BUDGET = -2;
+/** The most characters JSON writes for a number ("-1.2345678901234567e-308"). */
+const NUMBER_CHARS = 24;
+
+/**
+ * One walk over a client's `data` without allocating: TOO_DEEP when objects and arrays nest
+ * deeper than `maxDepth` (a cyclic value too: its walk reaches the bound), OVER_BUDGET as soon as
+ * an upper bound of its JSON size in UTF-8 bytes passes `budget` (the walk stops there: the
+ * caller checks depth and exact size the slow way), else that bound. Bounds: a string 6 bytes per UTF-16 unit (`\u` escapes) plus its quotes, a
+ * number 24, punctuation counted in full. Recursion is as deep as `maxDepth` at most. Typed
+ * arrays and Buffers (binary attachments) are leaves sized by JSON.stringify's caller.
+ */
+export function jsonSizeBound(value: unknown, maxDepth: number, budget: number): number {
+  switch (typeof value) {
+    case "string":
+      return value.length * 6 + 2 > budget ? OVER_BUDGET : value.length * 6 + 2;
+    case "number":
+      return NUMBER_CHARS;
+    case "object":
+      break;
+    default:
+      // booleans, and what JSON leaves out or writes as null
+      return 5;
+  }
+  if (value === null) return 4;
+  if (maxDepth === 0) return TOO_DEEP;
+  if (ArrayBuffer.isView(value)) return OVER_BUDGET;
+  let size = 2;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = jsonSizeBound(value[i], maxDepth - 1, budget - size);
+      if (item < 0) return item;
+      size += item + 1;
+      if (size > budget) return OVER_BUDGET;
+    }
+  } else {
+    const object = value as Record<string, unknown>;
+    for (const key in object) {
+      if (!Object.hasOwn(object, key)) continue;
+      size += key.length * 6 + 4;
+      const item =
+        size > budget ? OVER_BUDGET : jsonSizeBound(object[key], maxDepth - 1, budget - size);
+      if (item < 0) return item;
+      size += item;
+    }
+  }
+  return size > budget ? OVER_BUDGET : size;
+}
 
 /** Whether `value` as JSON takes at most `limit` UTF-8 bytes. */
 function fitsJson(value: unknown, limit: number): boolean {

@@ -1,5 +1,7 @@
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
+import { valueExceedsDepth } from "../../core/json-depth.js";
+import { jsonSizeBound } from "../../services/gateway/protocol.js";
 import { closeAllClients, collect, connectClient, request, whoami } from "../support/clients.js";
 import { startInProcessGateway } from "../support/in-process-gateway.js";
 import { nextEvent, waitFor } from "../support/wait.js";
@@ -36,6 +38,17 @@ describe("client protocol acks", () => {
     ["publish", [{ room: "chat:1", event: 5 }], "invalid_event"],
     ["publish", [{ room: "chat:1", event: "m", data: "x".repeat(20_000) }], "payload_too_large"],
     ["publish", [{ room: "chat:1", event: "m", data: nested(32) }], "payload_too_deep"],
+    [
+      "publish",
+      [{ room: "chat:1", event: "m", data: { a: ["é".repeat(9_000)] } }],
+      "payload_too_large",
+    ],
+    // Past the size estimate's budget, the rest of the value is still checked for depth.
+    [
+      "publish",
+      [{ room: "chat:1", event: "m", data: { a: "x".repeat(4_000), b: nested(31) } }],
+      "payload_too_deep",
+    ],
     ["shout", ["hi"], "unknown_event"],
   ])("%s %o -> {error: %s}", async (event, args, error) => {
     const { url } = await gatewayWith();
@@ -44,6 +57,21 @@ describe("client protocol acks", () => {
     // The connection survives a single bad request.
     expect(client.connected).toBe(true);
     expect(await request(client, "join", "chat:ok")).toEqual({ ok: true });
+  });
+
+  it("a payload near MAX_PUBLISH_BYTES is accepted when its JSON fits (16 KiB by default)", async () => {
+    const { url } = await gatewayWith();
+    const client = await connectClient(url);
+    // JSON of 16,000 bytes: well past the quick upper bound (6 bytes per character), within the limit.
+    const data = { text: "x".repeat(15_980), n: [1, 2.5, true, null] };
+    expect(Buffer.byteLength(JSON.stringify(data))).toBeLessThanOrEqual(16 * 1024);
+    expect(await request(client, "publish", { room: "chat:1", event: "m", data })).toEqual({
+      ok: true,
+    });
+    const over = { text: "x".repeat(16_400) };
+    expect(await request(client, "publish", { room: "chat:1", event: "m", data: over })).toEqual({
+      error: "payload_too_large",
+    });
   });
 
   it("a publish reaches the room's other members, not the sender or non-members", async () => {
@@ -120,3 +148,39 @@ function nested(levels: number): unknown {
   for (let i = 0; i < levels; i++) value = [value];
   return value;
 }
+
+describe("the size and depth check of a publish's data", () => {
+  const samples: unknown[] = [
+    null,
+    0,
+    -1.2345678901234567e-308,
+    true,
+    "",
+    "plain",
+    'quotes " and \\ and \n and \u0001 and é and 😀',
+    [],
+    {},
+    [1, "two", [3, [4, { five: 5 }]], null, false],
+    { a: { b: { c: "d" } }, "k\u0000ey": ["é", 1e21] },
+    { nested: nested(10) },
+  ];
+
+  it.each(samples.map((value) => [JSON.stringify(value), value]))(
+    "the bound for %s is at least its UTF-8 JSON size",
+    (_, value) => {
+      const bound = jsonSizeBound(value, 31, Number.POSITIVE_INFINITY);
+      expect(bound).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(value)));
+    },
+  );
+
+  it("refuses as too deep exactly what the depth check refuses, a cycle included", () => {
+    for (const depth of [30, 31, 32, 40]) {
+      expect(jsonSizeBound(nested(depth), 31, Number.POSITIVE_INFINITY) === -1).toBe(
+        valueExceedsDepth(nested(depth), 31),
+      );
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(jsonSizeBound(cyclic, 31, Number.POSITIVE_INFINITY)).toBe(-1);
+  });
+});
