@@ -15,6 +15,7 @@ import { type Authenticator, devAuthenticator } from "./auth.js";
 import { trustedProxies } from "./client-address.js";
 import type { Config } from "./config.js";
 import { guardConnectPackets } from "./connection-guard.js";
+import { createFastDelivery, registerFastDeliveryMetric } from "./fast-delivery.js";
 import { createHandshake } from "./handshake.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./logger.js";
@@ -159,7 +160,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics.disconnects.inc({ reason });
     logger.debug({ socket: this.id, reason }, "client disconnected");
   }
+  // Local deliveries to idle WebSocket clients skip engine.io's write buffer (fast-delivery.ts).
+  const fastDelivery = createFastDelivery(io, logger);
+  registerFastDeliveryMetric(metrics.registry, fastDelivery);
   const onConnection = (socket: Socket) => {
+    fastDelivery.attach(socket);
     logger.debug(
       { socket: socket.id, nsp: socket.nsp.name, recovered: socket.recovered },
       "client connected",

@@ -7,6 +7,7 @@ import {
 import { closeAllClients } from "../support/clients.js";
 import { broadcastCases } from "./cases/broadcast.js";
 import { clientProtocolCases } from "./cases/client-protocol.js";
+import { deliveryPathCases } from "./cases/delivery-paths.js";
 import { livenessCases } from "./cases/liveness.js";
 import { requestCases } from "./cases/requests.js";
 import { PROCESSES, SuiteContext } from "./context.js";
@@ -45,5 +46,6 @@ export function conformanceSuite(backplane: BackplaneDescription): void {
     requestCases(ctx);
     clientProtocolCases(ctx);
     livenessCases(ctx);
+    deliveryPathCases(ctx);
   });
 }

@@ -25,6 +25,7 @@ export const CONFORMANCE_CASES = [
   "server-count-after-kill",
   "request-to-dead-node",
   "client-protocol",
+  "delivery-paths",
 ] as const;
 export type ConformanceCase = (typeof CONFORMANCE_CASES)[number];
 

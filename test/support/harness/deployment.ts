@@ -22,6 +22,8 @@ export interface ClientOptions {
   nsp?: string;
   query?: Record<string, string>;
   auth?: Record<string, unknown>;
+  /** @default ["websocket"] */
+  transports?: ("websocket" | "polling")[];
 }
 
 export interface Deployment {
@@ -137,6 +139,7 @@ function connectTo(url: string, client: ClientOptions = {}): Promise<Socket> {
   return connectClient(nsp === "/" ? url : url + nsp, {
     ...(client.query && { query: client.query }),
     ...(client.auth && { auth: client.auth }),
+    ...(client.transports && { transports: client.transports }),
   });
 }
 

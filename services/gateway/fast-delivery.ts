@@ -1,0 +1,316 @@
+import { createRequire } from "node:module";
+import { Counter, type Registry } from "prom-client";
+import type { Server, Socket } from "socket.io";
+import type { Logger } from "./logger.js";
+
+/**
+ * The fast path of a delivery (issue 12, P4): a text packet for a client on an idle WebSocket is
+ * written as ONE pre-framed Buffer, straight to the socket, instead of through engine.io's write
+ * buffer (a packet object, 'packetCreate'/'flush'/'drain' emits, a sent-callback, then ws's
+ * cork + two writes + uncork and a write callback per recipient). A broadcast frames its packet
+ * once and every eligible recipient gets the same Buffer.
+ *
+ * The seam is `socket.client.writeToEngine(encodedPackets, opts)`: every local delivery passes
+ * there, whatever the backplane (the in-memory adapter's `broadcast`/`broadcastWithAck`, which
+ * every cluster and Redis adapter ends in for its local members, and `socket.emit` / acks via
+ * `client._packet`). It is replaced on each gateway client by one shared function; everything
+ * that is not eligible goes to Socket.IO's own `writeToEngine`, unchanged.
+ *
+ * The bytes are those stock sends: an engine.io message packet ("4" + the socket.io packet
+ * string) in one unmasked, uncompressed, final text frame, as `ws`'s `Sender.frame` builds it.
+ * A packet goes fast only when nothing can reorder or lose it and no stock behaviour is skipped:
+ * see `eligible`. Otherwise it takes the stock path, which also keeps stock's backpressure (a
+ * socket with unsent bytes goes stock; engine.io then marks its transport busy until they are
+ * flushed, and queues in its write buffer, as it always did).
+ */
+export interface FastDelivery {
+  /** False when the internals it relies on are not as expected (logged once at start). */
+  readonly enabled: boolean;
+  /** Installs the fast path on a connected socket's client (idempotent, shared by namespaces). */
+  attach(socket: Socket): void;
+  /** Packets written per path since start. */
+  stats(): { fast: number; stock: number };
+}
+
+/** engine.io's Socket, as far as the fast path reads it (engine.io 6, build/socket.js). */
+interface EngineConn {
+  readyState: string;
+  upgrading: boolean;
+  writeBuffer: unknown[];
+  transport: unknown;
+  server: { listenerCount(event: string): number };
+  listenerCount(event: string): number;
+}
+
+/** engine.io's WebSocket transport over `ws` (build/transports/websocket.js). */
+interface WsTransport {
+  writable: boolean;
+  socket: WsSocket;
+}
+
+/** The `ws` WebSocket under it: public `readyState`/`bufferedAmount`, and the sender that
+ * engine.io itself writes pre-encoded frames to (`_sender.sendFrame`, ws 8). */
+interface WsSocket {
+  readyState: number;
+  bufferedAmount: number;
+  _sender: { sendFrame(list: Buffer[], cb?: (err?: Error) => void): void };
+}
+
+type WriteToEngine = (encodedPackets: unknown, opts: PacketOptions) => void;
+
+/** What Socket.IO passes with a packet (`packetOpts` of a broadcast, `flags` of an emit). */
+interface PacketOptions {
+  volatile?: boolean;
+  preEncoded?: boolean;
+  wsPreEncodedFrame?: unknown;
+  [FRAME]?: Buffer;
+  [SOURCE]?: string;
+}
+
+interface EngineClient {
+  conn: EngineConn;
+  writeToEngine: WriteToEngine;
+}
+
+/** The frame built for a packet, cached on its options object: a broadcast's is shared by all
+ * its recipients, so the packet is framed once. */
+const FRAME = Symbol("switchboard.frame");
+const SOURCE = Symbol("switchboard.frameSource");
+
+const WS_OPEN = 1;
+
+/**
+ * The WebSocket frame stock sends for the socket.io packet string `packet`: FIN + text opcode,
+ * no mask, no RSV1 (no compression), the engine.io "message" type "4" before the packet. Header
+ * lengths as in `ws`'s `Sender.frame`: 2 bytes up to 125, 4 up to 65,535, 10 beyond.
+ */
+export function frameTextPacket(packet: string): Buffer {
+  const length = Buffer.byteLength(packet) + 1;
+  const header = length <= 125 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81;
+  if (header === 2) {
+    frame[1] = length;
+  } else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame[2] = 0;
+    frame[3] = 0;
+    frame.writeUIntBE(length, 4, 6);
+  }
+  frame[header] = 0x34; // "4": engine.io's message packet
+  frame.write(packet, header + 1, "utf8");
+  return frame;
+}
+
+/**
+ * Whether a packet for this connection may take the fast path. Each rule keeps a stock
+ * guarantee:
+ *  - open, not upgrading, transport is the `ws` WebSocket one (not polling, not WebTransport):
+ *    the only transport whose frames we know, and no transport switch in flight;
+ *  - engine.io's write buffer empty and its transport writable (no stock write in flight):
+ *    nothing queued earlier can be overtaken, so order holds;
+ *  - the WebSocket open with nothing buffered (`bufferedAmount` 0: neither the net.Socket nor
+ *    ws's sender holds bytes): a slow client takes the stock path, whose write callback keeps
+ *    the transport unwritable and engine.io queueing until the bytes are out, as without us;
+ *  - nobody listens to engine.io's 'packetCreate'/'flush'/'drain' (the socket's or the
+ *    server's): those events would not fire on the fast path.
+ */
+export function eligible(conn: EngineConn, wsTransport: unknown): boolean {
+  if (conn.readyState !== "open" || conn.upgrading || conn.writeBuffer.length !== 0) return false;
+  const transport = conn.transport as WsTransport;
+  if (transport === null || typeof transport !== "object") return false;
+  if (transport.constructor !== wsTransport || !transport.writable) return false;
+  const ws = transport.socket;
+  if (ws.readyState !== WS_OPEN || ws.bufferedAmount !== 0) return false;
+  return (
+    conn.listenerCount("packetCreate") === 0 &&
+    conn.listenerCount("flush") === 0 &&
+    conn.listenerCount("drain") === 0 &&
+    conn.server.listenerCount("flush") === 0 &&
+    conn.server.listenerCount("drain") === 0
+  );
+}
+
+/** The socket.io packet string of a single text packet, or undefined (binary, several parts). */
+function singleText(encodedPackets: unknown): string | undefined {
+  if (typeof encodedPackets === "string") return encodedPackets;
+  if (Array.isArray(encodedPackets) && encodedPackets.length === 1) {
+    const only: unknown = encodedPackets[0];
+    if (typeof only === "string") return only;
+  }
+  return undefined;
+}
+
+/** The frame of `text`, built once per options object (a broadcast's are shared). */
+function frameFor(text: string, opts: PacketOptions): Buffer {
+  const cached = opts[FRAME];
+  if (cached !== undefined && opts[SOURCE] === text) return cached;
+  const frame = frameTextPacket(text);
+  opts[FRAME] = frame;
+  opts[SOURCE] = text;
+  return frame;
+}
+
+/**
+ * What the fast path relies on, checked once at start: our frames equal `ws`'s, engine.io's
+ * message packet is "4" + data, and the packages are the majors whose internals we read.
+ * Returns the reason it does not hold, or undefined.
+ */
+export function checkInternals(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const socketIoPath = require.resolve("socket.io");
+    const fromSocketIo = createRequire(socketIoPath);
+    const enginePath = fromSocketIo.resolve("engine.io");
+    const fromEngine = createRequire(enginePath);
+    const ws = fromEngine("ws") as {
+      Sender?: { frame?(data: Buffer, options: object): Buffer[]; prototype?: object };
+    };
+    const sender = ws.Sender;
+    if (typeof sender?.frame !== "function") return "ws Sender.frame missing";
+    const proto = sender.prototype as { sendFrame?: unknown } | undefined;
+    if (typeof proto?.sendFrame !== "function") return "ws Sender#sendFrame missing";
+    const parser = fromEngine("engine.io-parser") as {
+      encodePacket?(packet: object, binary: boolean, cb: (encoded: unknown) => void): void;
+    };
+    let encoded: unknown;
+    parser.encodePacket?.({ type: "message", data: "x" }, true, (e) => {
+      encoded = e;
+    });
+    if (encoded !== "4x") return "engine.io message packet is not '4' + data";
+    for (const text of ["", '2["a"]', "é".repeat(70), "x".repeat(200), "y".repeat(70_000)]) {
+      const theirs = Buffer.concat(
+        sender.frame(Buffer.from(`4${text}`), {
+          readOnly: false,
+          mask: false,
+          rsv1: false,
+          opcode: 1,
+          fin: true,
+        }),
+      );
+      if (!theirs.equals(frameTextPacket(text))) return "frame differs from ws's";
+    }
+    const versions = { "socket.io": socketIoPath, "engine.io": enginePath } as const;
+    for (const [name, path] of Object.entries(versions)) {
+      const major = packageMajor(path, name);
+      if (major !== (name === "socket.io" ? 4 : 6)) return `${name} major ${major} not supported`;
+    }
+    return undefined;
+  } catch (err) {
+    return `internals check failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+function packageMajor(resolvedMain: string, name: string): number | undefined {
+  const at = resolvedMain.lastIndexOf(`/node_modules/${name}/`);
+  if (at < 0) return undefined;
+  const require = createRequire(resolvedMain);
+  const pkg = require(`${resolvedMain.slice(0, at)}/node_modules/${name}/package.json`) as {
+    version?: string;
+  };
+  return Number(pkg.version?.split(".")[0]);
+}
+
+/**
+ * Builds the fast path for one gateway's Socket.IO server. Disabled (every packet stock,
+ * logged once) when the internals check fails, when the server compresses WebSocket frames
+ * (`perMessageDeflate`), or when a WebSocket connection's transport is not shaped as expected.
+ */
+export function createFastDelivery(
+  io: Server,
+  logger: Logger,
+  internals: string | undefined = checkInternals(),
+): FastDelivery {
+  let disabled: string | undefined = internals;
+  const engineOpts = (io.engine as unknown as { opts?: { perMessageDeflate?: unknown } }).opts;
+  if (disabled === undefined && engineOpts?.perMessageDeflate) disabled = "perMessageDeflate on";
+  if (disabled !== undefined) logger.warn({ reason: disabled }, "fast delivery path disabled");
+
+  let fast = 0;
+  let stock = 0;
+  let stockWrite: WriteToEngine | undefined;
+  /** engine.io's WebSocket transport class, once one connection showed the expected shape. */
+  let wsTransport: unknown;
+
+  const disable = (reason: string) => {
+    if (disabled !== undefined) return;
+    disabled = reason;
+    logger.warn({ reason }, "fast delivery path disabled");
+  };
+
+  /** The first WebSocket transport seen: does it have what `eligible` and the write read? */
+  const learnTransport = (transport: unknown) => {
+    const t = transport as Partial<WsTransport> & { name?: unknown };
+    if (t?.name !== "websocket") return;
+    const ws = t.socket as Partial<WsSocket> | undefined;
+    if (
+      typeof t.writable === "boolean" &&
+      typeof ws?.readyState === "number" &&
+      typeof ws.bufferedAmount === "number" &&
+      typeof ws._sender?.sendFrame === "function"
+    ) {
+      wsTransport = t.constructor;
+    } else {
+      disable("engine.io WebSocket transport is not backed by ws 8");
+    }
+  };
+
+  function writeToEngine(this: EngineClient, encodedPackets: unknown, opts: PacketOptions) {
+    const conn = this.conn;
+    const text = opts.volatile ? undefined : singleText(encodedPackets);
+    if (text !== undefined && eligible(conn, wsTransport)) {
+      const sender = (conn.transport as WsTransport).socket._sender;
+      sender.sendFrame([frameFor(text, opts)]);
+      fast += 1;
+      return;
+    }
+    stock += 1;
+    (stockWrite as WriteToEngine).call(this, encodedPackets, opts);
+    if (wsTransport === undefined && disabled === undefined) learnTransport(conn.transport);
+  }
+
+  return {
+    get enabled() {
+      return disabled === undefined;
+    },
+    attach(socket) {
+      if (disabled !== undefined) return;
+      const client = socket.client as unknown as EngineClient;
+      if (client.writeToEngine === writeToEngine) return;
+      const own = Object.getPrototypeOf(client)?.writeToEngine as WriteToEngine | undefined;
+      if (typeof own !== "function" || typeof client.conn?.listenerCount !== "function") {
+        disable("socket.io Client#writeToEngine missing");
+        return;
+      }
+      stockWrite ??= own;
+      if (own !== stockWrite) return;
+      if (wsTransport === undefined) learnTransport(client.conn.transport);
+      client.writeToEngine = writeToEngine;
+    },
+    stats: () => ({ fast, stock }),
+  };
+}
+
+/**
+ * `switchboard_gateway_packets_written_total{path}`: packets written to clients by the fast path
+ * and by the stock one, read at scrape time (the hot path only bumps two numbers).
+ */
+export function registerFastDeliveryMetric(registry: Registry, delivery: FastDelivery): void {
+  const reported = { fast: 0, stock: 0 };
+  new Counter({
+    name: "switchboard_gateway_packets_written_total",
+    help: "Socket.IO packets written to clients, by path: fast (one pre-framed WebSocket write) or stock (engine.io)",
+    labelNames: ["path"],
+    registers: [registry],
+    collect() {
+      const now = delivery.stats();
+      for (const path of ["fast", "stock"] as const) {
+        this.inc({ path }, now[path] - reported[path]);
+        reported[path] = now[path];
+      }
+    },
+  });
+}
