@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { Counter, type Registry } from "prom-client";
-import type { Server, Socket } from "socket.io";
+import type { Server } from "socket.io";
 import type { Logger } from "./logger.js";
 
 /**
@@ -13,7 +14,8 @@ import type { Logger } from "./logger.js";
  * The seam is `socket.client.writeToEngine(encodedPackets, opts)`: every local delivery passes
  * there, whatever the backplane (the in-memory adapter's `broadcast`/`broadcastWithAck`, which
  * every cluster and Redis adapter ends in for its local members, and `socket.emit` / acks via
- * `client._packet`). It is replaced on each gateway client by one shared function; everything
+ * `client._packet`). It is patched once per process on socket.io's `Client` prototype (nothing
+ * per connection); it acts for the servers `createFastDelivery` was called for, and everything
  * that is not eligible goes to Socket.IO's own `writeToEngine`, unchanged.
  *
  * The bytes are those stock sends: an engine.io message packet ("4" + the socket.io packet
@@ -26,8 +28,6 @@ import type { Logger } from "./logger.js";
 export interface FastDelivery {
   /** False when the internals it relies on are not as expected (logged once at start). */
   readonly enabled: boolean;
-  /** Installs the fast path on a connected socket's client (idempotent, shared by namespaces). */
-  attach(socket: Socket): void;
   /** Packets written per path since start. */
   stats(): { fast: number; stock: number };
 }
@@ -65,11 +65,6 @@ interface PacketOptions {
   wsPreEncodedFrame?: unknown;
   [FRAME]?: Buffer;
   [SOURCE]?: string;
-}
-
-interface EngineClient {
-  conn: EngineConn;
-  writeToEngine: WriteToEngine;
 }
 
 /** The frame built for a packet, cached on its options object: a broadcast's is shared by all
@@ -214,83 +209,112 @@ function packageMajor(resolvedMain: string, name: string): number | undefined {
   return Number(pkg.version?.split(".")[0]);
 }
 
+/** A gateway's own state, on its Socket.IO server: a server without it writes the stock way. */
+interface GatewayState {
+  fast: number;
+  stock: number;
+  logger: Logger;
+}
+
+const STATE = Symbol("switchboard.fastDelivery");
+
+interface EngineClient {
+  conn: EngineConn;
+  server: { [STATE]?: GatewayState };
+}
+
+/** Socket.IO's own `Client#writeToEngine`, once the prototype is patched (once per process). */
+let stockWrite: WriteToEngine | undefined;
+/** engine.io's WebSocket transport class, once one connection showed the expected shape. */
+let wsTransport: unknown;
+/** Why the first WebSocket transport seen was not shaped as expected (then nothing goes fast). */
+let transportRejected: string | undefined;
+
 /**
- * Builds the fast path for one gateway's Socket.IO server. Disabled (every packet stock,
- * logged once) when the internals check fails, when the server compresses WebSocket frames
- * (`perMessageDeflate`), or when a WebSocket connection's transport is not shaped as expected.
+ * The first WebSocket transport seen: has it what `eligible` and the write read? (uWebSockets.js
+ * transports are named "websocket" too, and have no `ws` sender: they stay stock.)
+ */
+function learnTransport(transport: unknown, logger: Logger): void {
+  const t = transport as (Partial<WsTransport> & { name?: unknown }) | null;
+  if (t?.name !== "websocket") return;
+  const ws = t.socket as Partial<WsSocket> | undefined;
+  if (
+    typeof t.writable === "boolean" &&
+    typeof ws?.readyState === "number" &&
+    typeof ws.bufferedAmount === "number" &&
+    typeof ws._sender?.sendFrame === "function"
+  ) {
+    wsTransport = t.constructor;
+  } else {
+    transportRejected = "engine.io WebSocket transport is not backed by ws 8";
+    logger.warn({ reason: transportRejected }, "fast delivery path disabled");
+  }
+}
+
+/** Replaces `Client#writeToEngine` (socket.io/dist/client.js) for every client of the process. */
+function fastWriteToEngine(this: EngineClient, encodedPackets: unknown, opts: PacketOptions) {
+  const state = this.server[STATE];
+  if (state !== undefined) {
+    const conn = this.conn;
+    const text = opts.volatile ? undefined : singleText(encodedPackets);
+    if (text !== undefined && eligible(conn, wsTransport)) {
+      (conn.transport as WsTransport).socket._sender.sendFrame([frameFor(text, opts)]);
+      state.fast += 1;
+      return;
+    }
+    state.stock += 1;
+    if (wsTransport === undefined && transportRejected === undefined) {
+      learnTransport(conn.transport, state.logger);
+    }
+  }
+  (stockWrite as WriteToEngine).call(this, encodedPackets, opts);
+}
+
+/** Patches socket.io's Client prototype once per process; returns why it cannot, or undefined. */
+function install(): string | undefined {
+  if (stockWrite !== undefined) return undefined;
+  try {
+    const require = createRequire(import.meta.url);
+    const clientModule = join(dirname(require.resolve("socket.io")), "client.js");
+    const { Client } = require(clientModule) as { Client?: { prototype: Record<string, unknown> } };
+    const own = Client?.prototype.writeToEngine;
+    if (typeof own !== "function" || own.length !== 2) {
+      return "socket.io Client#writeToEngine not found";
+    }
+    stockWrite = own as WriteToEngine;
+    (Client as { prototype: Record<string, unknown> }).prototype.writeToEngine = fastWriteToEngine;
+    return undefined;
+  } catch (err) {
+    return `socket.io Client not found: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+/**
+ * Turns the fast path on for one gateway's Socket.IO server (the prototype patch is shared by
+ * the process; a server that did not ask, such as a test's stock server, keeps the stock path).
+ * Off (every packet stock, logged once) when the internals check fails, when the server
+ * compresses WebSocket frames (`perMessageDeflate`), or when the first WebSocket connection's
+ * transport is not shaped as expected.
  */
 export function createFastDelivery(
   io: Server,
   logger: Logger,
   internals: string | undefined = checkInternals(),
 ): FastDelivery {
-  let disabled: string | undefined = internals;
+  const state: GatewayState = { fast: 0, stock: 0, logger };
   const engineOpts = (io.engine as unknown as { opts?: { perMessageDeflate?: unknown } }).opts;
-  if (disabled === undefined && engineOpts?.perMessageDeflate) disabled = "perMessageDeflate on";
-  if (disabled !== undefined) logger.warn({ reason: disabled }, "fast delivery path disabled");
-
-  let fast = 0;
-  let stock = 0;
-  let stockWrite: WriteToEngine | undefined;
-  /** engine.io's WebSocket transport class, once one connection showed the expected shape. */
-  let wsTransport: unknown;
-
-  const disable = (reason: string) => {
-    if (disabled !== undefined) return;
-    disabled = reason;
-    logger.warn({ reason }, "fast delivery path disabled");
-  };
-
-  /** The first WebSocket transport seen: does it have what `eligible` and the write read? */
-  const learnTransport = (transport: unknown) => {
-    const t = transport as Partial<WsTransport> & { name?: unknown };
-    if (t?.name !== "websocket") return;
-    const ws = t.socket as Partial<WsSocket> | undefined;
-    if (
-      typeof t.writable === "boolean" &&
-      typeof ws?.readyState === "number" &&
-      typeof ws.bufferedAmount === "number" &&
-      typeof ws._sender?.sendFrame === "function"
-    ) {
-      wsTransport = t.constructor;
-    } else {
-      disable("engine.io WebSocket transport is not backed by ws 8");
-    }
-  };
-
-  function writeToEngine(this: EngineClient, encodedPackets: unknown, opts: PacketOptions) {
-    const conn = this.conn;
-    const text = opts.volatile ? undefined : singleText(encodedPackets);
-    if (text !== undefined && eligible(conn, wsTransport)) {
-      const sender = (conn.transport as WsTransport).socket._sender;
-      sender.sendFrame([frameFor(text, opts)]);
-      fast += 1;
-      return;
-    }
-    stock += 1;
-    (stockWrite as WriteToEngine).call(this, encodedPackets, opts);
-    if (wsTransport === undefined && disabled === undefined) learnTransport(conn.transport);
+  const disabled =
+    internals ?? (engineOpts?.perMessageDeflate ? "perMessageDeflate on" : undefined) ?? install();
+  if (disabled !== undefined) {
+    logger.warn({ reason: disabled }, "fast delivery path disabled");
+  } else {
+    (io as unknown as EngineClient["server"])[STATE] = state;
   }
-
   return {
     get enabled() {
-      return disabled === undefined;
+      return disabled === undefined && transportRejected === undefined;
     },
-    attach(socket) {
-      if (disabled !== undefined) return;
-      const client = socket.client as unknown as EngineClient;
-      if (client.writeToEngine === writeToEngine) return;
-      const own = Object.getPrototypeOf(client)?.writeToEngine as WriteToEngine | undefined;
-      if (typeof own !== "function" || typeof client.conn?.listenerCount !== "function") {
-        disable("socket.io Client#writeToEngine missing");
-        return;
-      }
-      stockWrite ??= own;
-      if (own !== stockWrite) return;
-      if (wsTransport === undefined) learnTransport(client.conn.transport);
-      client.writeToEngine = writeToEngine;
-    },
-    stats: () => ({ fast, stock }),
+    stats: () => ({ fast: state.fast, stock: state.stock }),
   };
 }
 

@@ -164,7 +164,6 @@ export function createGateway(options: GatewayOptions): Gateway {
   const fastDelivery = createFastDelivery(io, logger);
   registerFastDeliveryMetric(metrics.registry, fastDelivery);
   const onConnection = (socket: Socket) => {
-    fastDelivery.attach(socket);
     logger.debug(
       { socket: socket.id, nsp: socket.nsp.name, recovered: socket.recovered },
       "client connected",
