@@ -72,9 +72,9 @@ export const UNKNOWN_EVENT = "(unknown)";
  * disconnected, alone.
  *
  * Built once per gateway: the handlers and the one dispatcher are shared by every socket, which
- * only carries a small state object and the dispatcher as its `onAny` listener (called with the
- * socket as `this`, before Socket.IO dispatches the event). Client events are answered here
- * only: add no `socket.on` listener for them elsewhere.
+ * only carries the dispatcher as its `onAny` listener (called with the socket as `this`, before
+ * Socket.IO dispatches the event) and, from its first event on, a small state object. Client
+ * events are answered here only: add no `socket.on` listener for them elsewhere.
  */
 export function createClientProtocol(options: ProtocolOptions): (socket: Socket) => void {
   const { logger, maxStrikes, onEvent } = options;
@@ -180,8 +180,15 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
   };
 
   function onClientEvent(this: Socket, event: unknown, ...args: unknown[]): void {
-    const state = states.get(this);
-    if (state === undefined) return;
+    // Made at the socket's first event: an idle socket carries no state (≈ 150 B each).
+    let state = states.get(this);
+    if (state === undefined) {
+      state = {
+        bucket: new TokenBucket(options.rateLimitPerSec, options.rateLimitBurst),
+        strikes: 0,
+      };
+      states.set(this, state);
+    }
     const handler = typeof event === "string" ? handlers.get(event) : undefined;
     // Names clients choose never become metric labels or log fields as they are: one label for
     // every unknown event keeps /metrics bounded whatever clients send.
@@ -228,10 +235,6 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
   };
 
   return (socket) => {
-    states.set(socket, {
-      bucket: new TokenBucket(options.rateLimitPerSec, options.rateLimitBurst),
-      strikes: 0,
-    });
     socket.onAny(onClientEvent);
   };
 }
