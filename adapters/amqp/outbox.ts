@@ -12,34 +12,49 @@ interface Waiting {
 
 /**
  * amqplib 2.x writes a channel's frames to the socket from a `setImmediate`
- * (lib/mux.js), one `write` per frame. A broadcast published from an I/O
- * callback then leaves only after the rest of that loop turn's work, its own
- * local delivery included (socket.io-adapter delivers locally once `doPublish`
- * resolves), so the hop through RabbitMQ starts late by the cost of that
- * work. Pulling amqplib's mux on the next tick, with the socket corked, writes
- * what this tick published first, in one system call. This reaches into
- * amqplib's internals (`connection.muxer`, its `_readIncoming`, which its own
- * 'drain' handler calls, and its `out` stream); where they are not found,
- * frames leave on amqplib's own schedule as before.
+ * (lib/mux.js). A broadcast published from an I/O callback then leaves only
+ * after the rest of that loop turn's work: the gateway's ack to the publishing
+ * client, the base class's local delivery of the same broadcast (it runs once
+ * `doPublish` resolves), other clients' events. All of it added to the hop
+ * through RabbitMQ. This returns a function that writes what the channel has
+ * queued at once, socket corked (one system call): it does what amqplib's own
+ * 'readable' handler and `setImmediate` would, a turn earlier. It reaches into
+ * amqplib's internals (`connection.channels[ch].buffer`, the channel's queue;
+ * `connection.muxer`, its `newStreams` and `_readIncoming`, which amqplib's
+ * 'drain' handler calls too; `muxer.out`, the socket); where they are not
+ * found, frames leave on amqplib's own schedule as before. Back-pressure is
+ * unchanged: the mux writes nothing while its socket asks to wait for 'drain'.
  */
 export function muxFlusher(channel: Channel): (() => void) | undefined {
-  const muxer = (channel as { connection?: { muxer?: Muxer } }).connection?.muxer;
+  const connection = (channel as { connection?: { muxer?: Muxer; channels?: unknown } }).connection;
+  const muxer = connection?.muxer;
   const read = muxer?._readIncoming;
-  if (typeof read !== "function") return undefined;
-  const out = muxer?.out;
-  if (!(out instanceof Writable)) return () => read.call(muxer);
+  const ch = (channel as { ch?: unknown }).ch;
+  const entries = connection?.channels;
+  const queue =
+    typeof ch === "number" && Array.isArray(entries)
+      ? (entries[ch] as { buffer?: unknown } | null | undefined)?.buffer
+      : undefined;
+  if (!muxer || typeof read !== "function" || !Array.isArray(muxer.newStreams) || !queue)
+    return undefined;
+  const out = muxer.out instanceof Writable ? muxer.out : undefined;
   return () => {
-    out.cork();
+    // amqplib lists the channel's queue with the mux on its 'readable' event, a tick later;
+    // the mux reads each listed queue until empty and drops it from the list.
+    const listed = muxer.newStreams as unknown[];
+    if (!listed.includes(queue)) listed.push(queue);
+    out?.cork();
     try {
       read.call(muxer);
     } finally {
-      out.uncork();
+      out?.uncork();
     }
   };
 }
 
 interface Muxer {
   _readIncoming?: unknown;
+  newStreams?: unknown;
   out?: unknown;
 }
 
@@ -61,17 +76,6 @@ export class Outbox {
   private blocked = false;
   private waiting: Waiting[] = [];
   private flushMux: (() => void) | undefined;
-  private muxFlushScheduled = false;
-  private readonly onTick = () => {
-    this.muxFlushScheduled = false;
-    try {
-      this.flushMux?.();
-    } catch (err) {
-      // Never from a message path: leave this channel's frames to amqplib's own schedule.
-      this.flushMux = undefined;
-      this.opts.logger.warn({ err }, "amqp early write failed; frames leave on amqplib's schedule");
-    }
-  };
 
   constructor(
     private readonly opts: {
@@ -166,14 +170,21 @@ export class Outbox {
       const options = appId === undefined ? undefined : { appId };
       if (!channel.publish(this.opts.exchange, key, frame, options)) this.blocked = true;
       this.counters.published++;
-      // One tick for all the frames published in this one: they leave in one go.
-      if (this.flushMux && !this.muxFlushScheduled) {
-        this.muxFlushScheduled = true;
-        process.nextTick(this.onTick);
-      }
+      if (this.flushMux) this.writeNow();
     } catch (err) {
       this.counters.dropped++;
       this.opts.logger.warn({ err, key }, "amqp publish failed, dropped");
+    }
+  }
+
+  /** Writes what the channel queued to the socket now (see muxFlusher). */
+  private writeNow(): void {
+    try {
+      this.flushMux?.();
+    } catch (err) {
+      // Never from a message path: leave this channel's frames to amqplib's own schedule.
+      this.flushMux = undefined;
+      this.opts.logger.warn({ err }, "amqp early write failed; frames leave on amqplib's schedule");
     }
   }
 

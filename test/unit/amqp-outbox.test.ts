@@ -80,51 +80,59 @@ describe("amqp outbox: back-pressure and bounds", () => {
   });
 });
 
-/** amqplib's shape underneath a channel: `connection.muxer` writes queued frames to `out`. */
+/**
+ * amqplib's shape underneath a channel: `connection.channels[ch].buffer` queues the channel's
+ * frames, `connection.muxer` lists queues in `newStreams` and writes them to `out`.
+ */
 function withMuxer(channel: FakeChannel) {
   const log: string[] = [];
+  const queue = { name: "channel 1's queue" };
   const out = new Writable({ write: (_chunk, _enc, done) => done() });
   out.cork = () => void log.push("cork");
   out.uncork = () => void log.push("uncork");
   const muxer = {
     out,
+    newStreams: [] as unknown[],
     _readIncoming(this: unknown) {
-      log.push(this === muxer ? `read after ${channel.sent.length}` : "read, wrong this");
+      const listed = muxer.newStreams.includes(queue) ? "listed" : "not listed";
+      log.push(this === muxer ? `read ${listed} after ${channel.sent.length}` : "wrong this");
+      muxer.newStreams = []; // the mux drops what it read empty (and replaces the array at times)
     },
   };
-  Object.assign(channel, { connection: { muxer } });
-  return log;
+  Object.assign(channel, { ch: 1, connection: { muxer, channels: [null, { buffer: queue }] } });
+  return { log, muxer };
 }
 
 describe("amqp outbox: when frames leave for the broker", () => {
-  it("hands what one tick published to amqplib's socket writer once, on the next tick, corked", async () => {
+  it("hands each publish to amqplib's socket writer at once, its queue listed, the socket corked", () => {
     const { outbox, channel, open } = setup();
-    const log = withMuxer(channel);
+    const { log } = withMuxer(channel);
     open();
     void outbox.send("k1", frame);
+    expect(log).toEqual(["cork", "read listed after 1", "uncork"]);
     void outbox.send("k2", frame);
+    expect(log.slice(3)).toEqual(["cork", "read listed after 2", "uncork"]);
+  });
+
+  it("writes what waited for setup as soon as the channel opens", () => {
+    const { outbox, channel, open } = setup();
+    const { log } = withMuxer(channel);
+    void outbox.send("early", frame);
     expect(log).toEqual([]);
-    await new Promise<void>((resolve) => process.nextTick(resolve));
-    expect(log).toEqual(["cork", "read after 2", "uncork"]);
-    void outbox.send("k3", frame);
-    await new Promise<void>((resolve) => process.nextTick(resolve));
-    expect(log.slice(3)).toEqual(["cork", "read after 3", "uncork"]);
+    open();
+    expect(log).toEqual(["cork", "read listed after 1", "uncork"]);
   });
 
   it("falls back to amqplib's own schedule, with a warning, if its writer throws", async () => {
     const { outbox, channel, counters, open } = setup();
-    const log = withMuxer(channel);
-    const muxer = (channel as unknown as { connection: { muxer: { _readIncoming: () => void } } })
-      .connection.muxer;
+    const { log, muxer } = withMuxer(channel);
     muxer._readIncoming = () => {
       log.push("read");
       throw new Error("amqplib changed");
     };
     open();
-    void outbox.send("k1", frame);
-    await new Promise<void>((resolve) => process.nextTick(resolve));
-    void outbox.send("k2", frame);
-    await new Promise<void>((resolve) => process.nextTick(resolve));
+    await outbox.send("k1", frame);
+    await outbox.send("k2", frame);
     expect(log.filter((l) => l === "read")).toHaveLength(1);
     expect(channel.sent).toEqual(["k1", "k2"]);
     expect(counters).toEqual({ published: 2, dropped: 0 });
