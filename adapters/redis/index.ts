@@ -1,6 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
+import { Redis } from "ioredis";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { type Logger, silentLogger } from "../../core/logger.js";
@@ -14,6 +15,7 @@ import {
   parseRedisUrl,
   type RedisClient,
   type RedisTarget,
+  writePerTick,
 } from "./connection.js";
 import { joinAfterSubscribed } from "./sharded.js";
 
@@ -88,11 +90,13 @@ export function createRedisBackplane(
     dropped++;
     options.onDropped?.(info);
   };
-  // Auto-pipelining batches the PUBLISHes of one tick into one socket write: the publishing
-  // client's biggest cost under load. Not for streams: the adapter duplicates this client for its
-  // blocking XREAD.
-  const pipelined = kind === "redis-streams" ? {} : { enableAutoPipelining: true };
+  // The PUBLISHes of one tick go out in one socket write: writePerTick on a standalone client;
+  // a cluster client (one socket per node) auto-pipelines, not for streams, whose adapter
+  // duplicates this client for its blocking XREAD.
+  const pipelined =
+    options.cluster && kind !== "redis-streams" ? { enableAutoPipelining: true } : {};
   const pub = createClient({ ...options, redis: { ...pipelined, ...options.redis } }, pipelined);
+  if (pub instanceof Redis) writePerTick(pub);
   const clients: RedisClient[] = [pub];
   let adapter: AdapterFactory;
   if (kind === "redis-streams") {
