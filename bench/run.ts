@@ -48,8 +48,14 @@ const num = (name: string, fallback: number) => {
 const REPEATS = num("BENCH_REPEATS", QUICK ? 1 : 3);
 const DURATION_MS = num("BENCH_DURATION_MS", QUICK ? 3000 : 5000);
 const RATE = num("BENCH_RATE", 1000);
-/** Load before the measured window of a fixed-load cell (JIT warm-up), in ms. */
-const WARMUP_MS = num("BENCH_WARMUP_MS", 2000);
+/**
+ * Load before the measured window of a fixed-load cell, in ms. Long enough for the servers to
+ * reach their steady state: with 2 s, a good part of the window's CPU is still V8's optimizing
+ * compiler (pinned to the servers' core with them), charged per delivery (see BENCHMARKS.md).
+ */
+const WARMUP_MS = num("BENCH_WARMUP_MS", QUICK ? 3000 : 8000);
+/** Idle time before each memory sample (base, then with the connections), as ../shared/bench's mem.mjs. */
+const SETTLE_MS = num("BENCH_SETTLE_MS", 3000);
 const SATURATION_RATE = num("BENCH_SATURATION_RATE", 2500);
 const IDLE_CONNECTIONS = num("BENCH_IDLE_CONNECTIONS", QUICK ? 5000 : 10_000);
 const CONNECT_CLIENTS = num("BENCH_CONNECT_CLIENTS", 2000);
@@ -331,10 +337,10 @@ async function memoryCell(name: TargetName, b: Brokers) {
     genCpus: GEN_CPUS,
   });
   try {
-    await sleep(500);
+    await sleep(SETTLE_MS);
     const base = await server.memory();
     const connected = await session.start();
-    await sleep(1000);
+    await sleep(SETTLE_MS);
     const full = await server.memory();
     const row = {
       baseRssMB: round(base.rss / 2 ** 20, 1),
