@@ -249,15 +249,18 @@ const isPromise = <T>(value: T | PromiseLike<T>): value is PromiseLike<T> =>
 
 const TOO_DEEP = -1;
 const OVER_BUDGET = -2;
-/** The most characters JSON writes for a number ("-1.2345678901234567e-308"). */
-const NUMBER_CHARS = 24;
+/**
+ * The most characters JSON writes for a number: "-0.0000012345678901234567" (fixed notation
+ * reaches down to 1e-6 with 17 significant digits); "-1.2345678901234567e-308" is one shorter.
+ */
+const NUMBER_CHARS = 25;
 
 /**
  * One walk over a client's `data` without allocating: TOO_DEEP when objects and arrays nest
  * deeper than `maxDepth` (a cyclic value too: its walk reaches the bound), OVER_BUDGET as soon as
  * an upper bound of its JSON size in UTF-8 bytes passes `budget` (the walk stops there: the
  * caller checks depth and exact size the slow way), else that bound. Bounds: a string 6 bytes per UTF-16 unit (`\u` escapes) plus its quotes, a
- * number 24, punctuation counted in full. Recursion is as deep as `maxDepth` at most. Typed
+ * number 25, punctuation counted in full. Recursion is as deep as `maxDepth` at most. Typed
  * arrays and Buffers (binary attachments) are leaves sized by JSON.stringify's caller.
  */
 export function jsonSizeBound(value: unknown, maxDepth: number, budget: number): number {

@@ -74,6 +74,17 @@ describe("client protocol acks", () => {
     });
   });
 
+  it("a payload over MAX_PUBLISH_BYTES is refused, whatever its numbers are", async () => {
+    const { url } = await gatewayWith();
+    const client = await connectClient(url);
+    // 650 numbers JSON writes in 25 characters each ("-0.0000012345678901234567"): 16,901 bytes.
+    const data = Array.from({ length: 650 }, () => -1.2345678901234567e-6);
+    expect(Buffer.byteLength(JSON.stringify(data))).toBeGreaterThan(16 * 1024);
+    expect(await request(client, "publish", { room: "chat:1", event: "m", data })).toEqual({
+      error: "payload_too_large",
+    });
+  });
+
   it("a publish reaches the room's other members, not the sender or non-members", async () => {
     const { url } = await gatewayWith();
     const [sender, member, outsider] = await Promise.all([
@@ -154,6 +165,8 @@ describe("the size and depth check of a publish's data", () => {
     null,
     0,
     -1.2345678901234567e-308,
+    // The longest number JSON writes: fixed notation down to 1e-6, 25 characters.
+    -0.0000012345678901234567,
     true,
     "",
     "plain",
@@ -172,6 +185,17 @@ describe("the size and depth check of a publish's data", () => {
       expect(bound).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(value)));
     },
   );
+
+  it("data whose JSON is one byte over the budget is never under it, numbers of every length included", () => {
+    const values: unknown[] = [
+      Array.from({ length: 600 }, () => -0.0000012345678901234567),
+      { list: Array.from({ length: 300 }, (_, i) => -(i + 1) * 1.2345678901234567e-6) },
+    ];
+    for (const value of values) {
+      const size = Buffer.byteLength(JSON.stringify(value));
+      expect(jsonSizeBound(value, 31, size - 1)).toBeLessThan(0);
+    }
+  });
 
   it("refuses as too deep exactly what the depth check refuses, a cycle included", () => {
     for (const depth of [30, 31, 32, 40]) {
