@@ -93,10 +93,17 @@ export class Outbox {
     this.flushMux = muxFlusher(channel);
     this.everOpen = true;
     this.blocked = false;
+    // amqplib emits 'drain' from inside its writer (the mux reads the channel's queue, the
+    // queue's writable side drains); writing the backlog there would enter the mux again
+    // (writeNow), which it does not expect: it can throw an AssertionError from the socket's
+    // 'drain' handler. So the backlog is written on the next tick, still blocked until then,
+    // so that nothing sent meanwhile overtakes it.
     channel.on("drain", () => {
-      if (channel !== this.channel) return;
-      this.blocked = false;
-      this.flush();
+      process.nextTick(() => {
+        if (channel !== this.channel) return;
+        this.blocked = false;
+        this.flush();
+      });
     });
     this.flush();
   }

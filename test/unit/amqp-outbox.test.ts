@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
-import { Writable } from "node:stream";
+import { createRequire } from "node:module";
+import { PassThrough, Writable } from "node:stream";
 import type { Channel } from "amqplib";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { muxFlusher, Outbox } from "../../adapters/amqp/outbox.js";
@@ -145,5 +146,74 @@ describe("amqp outbox: when frames leave for the broker", () => {
     await outbox.send("k1", frame);
     expect(channel.sent).toEqual(["k1"]);
     expect(counters).toEqual({ published: 1, dropped: 0 });
+  });
+});
+
+describe("amqp outbox: with amqplib's own writer underneath", () => {
+  /** amqplib's Mux (lib/mux.js, not exported): what writes every channel's queue to the socket. */
+  const require = createRequire(import.meta.url);
+  const muxPath = require.resolve("amqplib").replace(/channel_api\.js$/, "lib/mux.js");
+  const { Mux } = require(muxPath) as { Mux: new (out: Writable) => { _readIncoming(): void } };
+
+  it("a backlog after a slow broker socket leaves in publish order, and amqplib's writer is never entered twice", async () => {
+    // A broker socket that takes one frame at a time, and channel queues as small as they go:
+    // the publishing channel fills, publish() says wait, publishes queue in the outbox.
+    const held: Array<() => void> = [];
+    const written: string[] = [];
+    const socket = new Writable({
+      objectMode: true,
+      highWaterMark: 1,
+      write(chunk, _enc, done) {
+        written.push(String(chunk));
+        held.push(done);
+      },
+    });
+    const muxer = new Mux(socket);
+    let depth = 0;
+    let reentered = 0;
+    const readIncoming = muxer._readIncoming;
+    muxer._readIncoming = function (this: unknown) {
+      if (++depth > 1) reentered++;
+      try {
+        readIncoming.call(this);
+      } finally {
+        depth--;
+      }
+    };
+    const publishing = new PassThrough({ objectMode: true, highWaterMark: 1 });
+    const topology = new PassThrough({ objectMode: true, highWaterMark: 1 });
+    (muxer as unknown as { pipeFrom(s: PassThrough): void }).pipeFrom(publishing);
+    (muxer as unknown as { pipeFrom(s: PassThrough): void }).pipeFrom(topology);
+    const channel = Object.assign(new EventEmitter(), {
+      ch: 1,
+      connection: { muxer, channels: [null, { buffer: publishing }, { buffer: topology }] },
+      publish: (_exchange: string, key: string) => publishing.write(key),
+    });
+    publishing.on("drain", () => channel.emit("drain")); // as amqplib's channel does
+    const counters = { published: 0, dropped: 0 };
+    const outbox = new Outbox(
+      {
+        exchange: "x",
+        publishTimeoutMs: 60_000,
+        maxPendingPublishes: 1_000,
+        logger: recordingLogger(),
+      },
+      counters,
+    );
+    outbox.open(channel as unknown as Channel);
+    const sent: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      sent.push(`p${i}`);
+      void outbox.send(`p${i}`, frame);
+      topology.write(`t${i}`); // the other channel's frames, interleaved by the mux
+    }
+    // The socket takes one frame per turn until everything is out (bounded).
+    for (let turn = 0; turn < 5_000 && written.filter((w) => w[0] === "p").length < 60; turn++) {
+      held.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(written.filter((w) => w[0] === "p")).toEqual(sent);
+    expect(counters).toEqual({ published: 60, dropped: 0 });
+    expect(reentered).toBe(0);
   });
 });
