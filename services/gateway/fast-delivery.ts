@@ -231,14 +231,20 @@ let wsTransport: unknown;
 let transportRejected: string | undefined;
 
 /**
- * The first WebSocket transport seen: has it what `eligible` and the write read? (uWebSockets.js
- * transports are named "websocket" too, and have no `ws` sender: they stay stock.)
+ * The first WebSocket connection seen: has it what `eligible` and the write read, on engine.io's
+ * socket and on its transport? (uWebSockets.js transports are named "websocket" too, and have no
+ * `ws` sender: they stay stock; so does an engine.io whose private fields changed.)
  */
-function learnTransport(transport: unknown, logger: Logger): void {
-  const t = transport as (Partial<WsTransport> & { name?: unknown }) | null;
+function learnTransport(conn: EngineConn, logger: Logger): void {
+  const t = conn.transport as (Partial<WsTransport> & { name?: unknown }) | null;
   if (t?.name !== "websocket") return;
   const ws = t.socket as Partial<WsSocket> | undefined;
   if (
+    typeof conn.readyState === "string" &&
+    typeof conn.upgrading === "boolean" &&
+    Array.isArray(conn.writeBuffer) &&
+    typeof conn.listenerCount === "function" &&
+    typeof conn.server?.listenerCount === "function" &&
     typeof t.writable === "boolean" &&
     typeof ws?.readyState === "number" &&
     typeof ws.bufferedAmount === "number" &&
@@ -246,9 +252,19 @@ function learnTransport(transport: unknown, logger: Logger): void {
   ) {
     wsTransport = t.constructor;
   } else {
-    transportRejected = "engine.io WebSocket transport is not backed by ws 8";
-    logger.warn({ reason: transportRejected }, "fast delivery path disabled");
+    disable(
+      "engine.io's WebSocket connection is not shaped as expected (engine.io 6.6, ws 8)",
+      logger,
+    );
   }
+}
+
+/** Turns the fast path off for the process (every packet stock from then on), logged once. */
+function disable(reason: string, logger: Logger, err?: unknown): void {
+  if (transportRejected !== undefined) return;
+  transportRejected = reason;
+  wsTransport = undefined;
+  logger.warn({ reason, err }, "fast delivery path disabled");
 }
 
 /** Replaces `Client#writeToEngine` (socket.io/dist/client.js) for every client of the process. */
@@ -256,16 +272,25 @@ function fastWriteToEngine(this: EngineClient, encodedPackets: unknown, opts: Pa
   const state = this.server[STATE];
   if (state !== undefined) {
     const conn = this.conn;
-    const text = opts.volatile ? undefined : singleText(encodedPackets);
-    if (text !== undefined && eligible(conn, wsTransport)) {
-      (conn.transport as WsTransport).socket._sender.sendFrame([frameFor(text, opts)]);
-      state.fast += 1;
-      return;
+    if (wsTransport !== undefined) {
+      const text = opts.volatile ? undefined : singleText(encodedPackets);
+      let fast = false;
+      try {
+        fast = text !== undefined && eligible(conn, wsTransport);
+      } catch (err) {
+        // Internals not as learnt (never seen with engine.io 6.6): stock from now on, never a
+        // throw out of a broadcast loop or a backplane's message handler.
+        disable("reading engine.io's connection state failed", state.logger, err);
+      }
+      if (fast) {
+        (conn.transport as WsTransport).socket._sender.sendFrame([frameFor(text as string, opts)]);
+        state.fast += 1;
+        return;
+      }
+    } else if (transportRejected === undefined) {
+      learnTransport(conn, state.logger);
     }
     state.stock += 1;
-    if (wsTransport === undefined && transportRejected === undefined) {
-      learnTransport(conn.transport, state.logger);
-    }
   }
   (stockWrite as WriteToEngine).call(this, encodedPackets, opts);
 }
