@@ -4,7 +4,9 @@ import type { Logger } from "./logger.js";
 /**
  * Bounds what one Engine.IO connection can make the gateway build. Socket.IO creates a socket
  * object for every CONNECT packet, and one long-polling POST can carry thousands of them; the
- * handshake refuses a second socket per namespace, and this closes a connection that keeps
+ * handshake refuses a second socket per namespace while the first is being admitted (after that,
+ * Socket.IO itself closes a connection that sends CONNECT for a namespace it is in), and this
+ * closes a connection that keeps
  * sending CONNECT packets past a small budget (a burst of two per namespace, then one a second),
  * before the rest of its payload is even decoded.
  */
