@@ -47,29 +47,68 @@ interface Group {
   samples: string[];
 }
 
-/** Objects of `after` whose id is not in `before`, grouped by `type name`. */
-export function diffSnapshots(before: Snapshot, after: Snapshot): Map<string, Group> {
-  const seen = new Set<number>();
-  {
-    const f = before.snapshot.meta.node_fields;
-    const idIdx = f.indexOf("id");
-    for (let i = 0; i < before.nodes.length; i += f.length) seen.add(before.nodes[i + idIdx]!);
-  }
+/** A snapshot's field offsets, the ids of `before`, and where each node's edges start. */
+function readSnapshots(before: Snapshot, after: Snapshot) {
   const meta = after.snapshot.meta;
   const nf = meta.node_fields.length;
   const ef = meta.edge_fields.length;
-  const typeIdx = meta.node_fields.indexOf("type");
-  const nameIdx = meta.node_fields.indexOf("name");
-  const idIdx = meta.node_fields.indexOf("id");
-  const sizeIdx = meta.node_fields.indexOf("self_size");
-  const edgeCountIdx = meta.node_fields.indexOf("edge_count");
-  const edgeTypeIdx = meta.edge_fields.indexOf("type");
-  const edgeNameIdx = meta.edge_fields.indexOf("name_or_index");
-  const edgeToIdx = meta.edge_fields.indexOf("to_node");
-  const nodeTypes = meta.node_types[0];
-  const edgeTypes = meta.edge_types[0];
+  const field = (name: string) => meta.node_fields.indexOf(name);
+  const edgeField = (name: string) => meta.edge_fields.indexOf(name);
   const { nodes, edges, strings } = after;
   const count = nodes.length / nf;
+  const edgeCountIdx = field("edge_count");
+  const seen = new Set<number>();
+  const bf = before.snapshot.meta.node_fields;
+  const beforeIdIdx = bf.indexOf("id");
+  for (let i = 0; i < before.nodes.length; i += bf.length) seen.add(before.nodes[i + beforeIdIdx]!);
+  const firstEdge = new Uint32Array(count + 1);
+  for (let n = 0; n < count; n++) {
+    firstEdge[n + 1] = firstEdge[n]! + nodes[n * nf + edgeCountIdx]! * ef;
+  }
+  return {
+    nf,
+    ef,
+    typeIdx: field("type"),
+    nameIdx: field("name"),
+    idIdx: field("id"),
+    sizeIdx: field("self_size"),
+    edgeCountIdx,
+    edgeTypeIdx: edgeField("type"),
+    edgeNameIdx: edgeField("name_or_index"),
+    edgeToIdx: edgeField("to_node"),
+    nodeTypes: meta.node_types[0],
+    edgeTypes: meta.edge_types[0],
+    nodes,
+    edges,
+    strings,
+    count,
+    seen,
+    firstEdge,
+  };
+}
+
+/** Objects of `after` whose id is not in `before`, grouped by `type name`. */
+export function diffSnapshots(before: Snapshot, after: Snapshot): Map<string, Group> {
+  const {
+    nf,
+    ef,
+    typeIdx,
+    nameIdx,
+    idIdx,
+    sizeIdx,
+    edgeCountIdx,
+    edgeTypeIdx,
+    edgeNameIdx,
+    edgeToIdx,
+    nodeTypes,
+    edgeTypes,
+    nodes,
+    edges,
+    strings,
+    count,
+    seen,
+    firstEdge,
+  } = readSnapshots(before, after);
 
   const keyOf = (n: number): string => {
     const type = nodeTypes[nodes[n * nf + typeIdx]!]!;
@@ -91,9 +130,6 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): Map<string, Gr
   };
 
   // Closures are told apart by where their function is (script:line:col).
-  const firstEdge = new Uint32Array(count + 1);
-  for (let n = 0; n < count; n++)
-    firstEdge[n + 1] = firstEdge[n]! + nodes[n * nf + edgeCountIdx]! * ef;
   const edgeTo = (n: number, name: string): number | undefined => {
     for (let e = firstEdge[n]!; e < firstEdge[n + 1]!; e += ef) {
       const etype = edgeTypes[edges[e + edgeTypeIdx]!]!;
@@ -105,7 +141,7 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): Map<string, Gr
   const scriptNames = new Map<number, string>();
   const located = new Map<number, string>();
   const loc = after.locations ?? [];
-  const lf = meta.location_fields?.length ?? 4;
+  const lf = after.snapshot.meta.location_fields?.length ?? 4;
   for (let i = 0; i < loc.length; i += lf) {
     const n = loc[i]! / nf;
     const scriptId = loc[i + 1]!;
@@ -201,33 +237,25 @@ export function report(groups: Map<string, Group>, connections: number, top = 60
  * owner. Owners are told by constructor and a property only they have.
  */
 export function owners(before: Snapshot, after: Snapshot, connections: number): string {
-  const meta = after.snapshot.meta;
-  const nf = meta.node_fields.length;
-  const ef = meta.edge_fields.length;
-  const f = (name: string) => meta.node_fields.indexOf(name);
-  const [typeIdx, nameIdx, idIdx, sizeIdx, edgeCountIdx] = [
-    f("type"),
-    f("name"),
-    f("id"),
-    f("self_size"),
-    f("edge_count"),
-  ];
-  const edgeTypeIdx = meta.edge_fields.indexOf("type");
-  const edgeNameIdx = meta.edge_fields.indexOf("name_or_index");
-  const edgeToIdx = meta.edge_fields.indexOf("to_node");
-  const nodeTypes = meta.node_types[0];
-  const edgeTypes = meta.edge_types[0];
-  const { nodes, edges, strings } = after;
-  const count = nodes.length / nf;
-  const seen = new Set<number>();
-  const bf = before.snapshot.meta.node_fields;
-  for (let i = 0; i < before.nodes.length; i += bf.length) {
-    seen.add(before.nodes[i + bf.indexOf("id")]!);
-  }
-  const firstEdge = new Uint32Array(count + 1);
-  for (let n = 0; n < count; n++) {
-    firstEdge[n + 1] = firstEdge[n]! + nodes[n * nf + edgeCountIdx]! * ef;
-  }
+  const {
+    nf,
+    ef,
+    typeIdx,
+    nameIdx,
+    idIdx,
+    sizeIdx,
+    edgeTypeIdx,
+    edgeNameIdx,
+    edgeToIdx,
+    nodeTypes,
+    edgeTypes,
+    nodes,
+    edges,
+    strings,
+    count,
+    seen,
+    firstEdge,
+  } = readSnapshots(before, after);
   const fresh = (n: number) => !seen.has(nodes[n * nf + idIdx]!);
   const type = (n: number) => nodeTypes[nodes[n * nf + typeIdx]!]!;
   const name = (n: number) => strings[nodes[n * nf + nameIdx]!]!;
