@@ -300,10 +300,11 @@ export function jsonSizeBound(value: unknown, maxDepth: number, budget: number):
   return size > budget ? OVER_BUDGET : size;
 }
 
-/** Whether `value` as JSON takes at most `limit` UTF-8 bytes. */
+/**
+ * Whether `value` as JSON takes at most `limit` UTF-8 bytes, exactly: called only where
+ * `jsonSizeBound`'s upper bound passed the limit (its string shortcut has been tried there).
+ */
 function fitsJson(value: unknown, limit: number): boolean {
-  // A string's JSON is at most 6 bytes per UTF-16 unit (\u escapes) plus its quotes.
-  if (typeof value === "string" && value.length * 6 + 2 <= limit) return true;
   try {
     return Buffer.byteLength(JSON.stringify(value) ?? "null") <= limit;
   } catch {
