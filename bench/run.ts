@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "../test/support/ports.js";
@@ -67,7 +67,11 @@ const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
  * machine a preempted function is charged the time it waited); "perf": `perf record` of CPU time
  * only, kernel included (servers run with --perf-basic-prof).
  */
-const PROFILER = process.env.BENCH_PROFILER === "perf" ? "perf" : "v8";
+const PROFILER = ((raw = process.env.BENCH_PROFILER || "v8") => {
+  if (raw !== "v8" && raw !== "perf")
+    throw new Error(`BENCH_PROFILER must be v8 or perf (got ${raw})`);
+  return raw;
+})();
 const LOAD = { clients: 200, rooms: 20, publishers: 10, payloadBytes: 100, workers: 2 };
 const TWO_CORES = cpus().length >= 2;
 const SERVER_CPUS = TWO_CORES ? "0" : undefined;
@@ -79,7 +83,10 @@ const CLI = here("../bin/switchboard.js");
  * adds the targets `sb-memory-alt`, `sb-redis-alt`, `sb-amqp-alt`, each run right after its
  * namesake (name them in BENCH_ONLY).
  */
-const ALT_CLI = process.env.BENCH_ALT_CLI;
+const ALT_CLI = process.env.BENCH_ALT_CLI || undefined;
+if (ALT_CLI !== undefined && !existsSync(ALT_CLI)) {
+  throw new Error(`BENCH_ALT_CLI: no such file ${ALT_CLI}`);
+}
 /** More node options for every server process (e.g. `--trace-gc`, `--log-deopt --logfile=…`). */
 const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 
