@@ -15,6 +15,8 @@ export interface ConnectCommand {
   clients: Array<{ url: string; room: string | null }>;
   publishers: Array<{ id: number; url: string }>;
   publishersTotal: number;
+  /** The server URL of every publisher, by id (all workers'): same- or cross-server deliveries. */
+  publisherUrls: string[];
   concurrency: number;
 }
 export interface StepCommand {
@@ -59,6 +61,8 @@ interface Conn {
 
 let kind: ClientKind = "sio";
 let publishersTotal = 1;
+/** Per receiver: true where a publisher (by id) is on the receiver's server. */
+const sameServer: boolean[][] = [];
 let disconnects = 0;
 const conns: Conn[] = [];
 const publishers: Array<{ id: number; conn: Conn; seq: number }> = [];
@@ -68,6 +72,9 @@ interface StepState {
   tMeasure: number;
   tEnd: number;
   hist: ReturnType<typeof histogram>;
+  /** The same deliveries split by whether publisher and receiver share a server. */
+  histSame: ReturnType<typeof histogram>;
+  histCross: ReturnType<typeof histogram>;
   seen: Array<Uint8Array | undefined>;
   delivered: number;
   inWindow: number;
@@ -98,7 +105,9 @@ function onDelivery(receiver: number, d: Delivery) {
   bits[byte]! |= bit;
   s.delivered++;
   s.lastReceipt = t;
-  s.hist.recordValue(Math.max(1, Math.round((t - d.t) * 1000)));
+  const us = Math.max(1, Math.round((t - d.t) * 1000));
+  s.hist.recordValue(us);
+  (sameServer[receiver]?.[d.p] ? s.histSame : s.histCross).recordValue(us);
 }
 
 function connect(url: string, receiver: number | null, room: string | null): Promise<Conn> {
@@ -175,6 +184,7 @@ async function connectAll(c: ConnectCommand) {
     while (next < c.clients.length) {
       const index = next++;
       const client = c.clients[index]!;
+      sameServer[index] = c.publisherUrls.map((url) => url === client.url);
       try {
         conns.push(await connect(client.url, client.room === null ? null : index, client.room));
         ok++;
@@ -205,6 +215,8 @@ function runStep(m: StepCommand) {
     tMeasure,
     tEnd,
     hist: histogram(),
+    histSame: histogram(),
+    histCross: histogram(),
     seen: [],
     delivered: 0,
     inWindow: 0,
@@ -272,6 +284,8 @@ function runStep(m: StepCommand) {
       acksFailed,
       disconnects: disconnects - disconnectsBefore,
       hist: hdr.encodeIntoCompressedBase64(s.hist),
+      histSame: hdr.encodeIntoCompressedBase64(s.histSame),
+      histCross: hdr.encodeIntoCompressedBase64(s.histCross),
       lag: hdr.encodeIntoCompressedBase64(lag),
     });
   };

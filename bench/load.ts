@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import * as hdr from "hdr-histogram-js";
 import type { ClientKind, ConnectCommand, StepCommand } from "./load-worker.js";
-import { cpuSeconds, here, machineCpu, pin, rssBytes } from "./procs.js";
+import { cpuSeconds, cpuTimes, here, machineCpu, pin, rssBytes } from "./procs.js";
 
 /**
  * The load generator: `workers` forked processes (pinned to the generator cores) holding
@@ -40,12 +40,20 @@ export interface StepResult {
   /** Deliveries received inside the measured window, whenever sent: throughput at saturation. */
   deliveredPerSec: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /**
+   * Latency of the deliveries whose publisher is on the receiver's server (`same`: no backplane
+   * hop) and of the others (`cross`: through the backplane); `n` counts each.
+   */
+  latencyByPath: Record<"same" | "cross", { p50: number; p99: number; n: number }>;
   sendLagP99Ms: number;
   acksFailed: number;
   acksMissing: number;
   disconnects: number;
   serverCpuSec: number;
   serverCpuUsPerDelivery: number;
+  /** The same CPU split into user and kernel (system) time, from utime and stime. */
+  serverUserUsPerDelivery: number;
+  serverSysUsPerDelivery: number;
   perProcessCpuPct: Record<string, number>;
   genCpuPct: number;
   /** Machine busy time not spent by servers or generator, in % of one core: other tenants. */
@@ -70,6 +78,12 @@ function once<T>(child: ChildProcess, cmd: string, timeoutMs: number): Promise<T
   });
 }
 
+const histogram = () =>
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 const ms = (h: hdr.Histogram, p: number) => Math.round(h.getValueAtPercentile(p)) / 1000;
 
 export class LoadSession {
@@ -102,6 +116,10 @@ export class LoadSession {
     for (let j = 0; j < o.publishers; j++) {
       slices[j % o.workers]!.publishers.push({ id: j, url: o.urls[j % o.urls.length]! });
     }
+    const publisherUrls = Array.from(
+      { length: o.publishers },
+      (_, j) => o.urls[j % o.urls.length]!,
+    );
     for (let w = 0; w < o.workers; w++) {
       const child = fork(here("./load-worker.ts"), [], {
         execArgv: ["--import", "tsx", "--max-old-space-size=2048"],
@@ -120,6 +138,7 @@ export class LoadSession {
           clients: slices[w]!.clients,
           publishers: slices[w]!.publishers,
           publishersTotal: o.publishers,
+          publisherUrls,
           concurrency: o.concurrency ?? 50,
         };
         child.send(command);
@@ -186,7 +205,7 @@ export class LoadSession {
     const snapshot = () => ({
       t: now(),
       machine: machineCpu(),
-      servers: accounted.map((a) => cpuSeconds(a.pid) ?? Number.NaN),
+      servers: accounted.map((a) => cpuTimes(a.pid) ?? { user: Number.NaN, sys: Number.NaN }),
       gen: this.workers.map((c) => cpuSeconds(c.pid ?? -1) ?? Number.NaN),
     });
     const tMeasure = t0 + opts.warmupMs;
@@ -199,23 +218,29 @@ export class LoadSession {
     const rss = accounted.map((x) => rssBytes(x.pid) ?? 0);
     const r = await Promise.all(results);
     const wallS = (b.t - a.t) / 1000;
-    const hist = hdr.build({
-      lowestDiscernibleValue: 1,
-      highestTrackableValue: 600_000_000,
-      numberOfSignificantValueDigits: 3,
-    });
-    const lag = hdr.build({
-      lowestDiscernibleValue: 1,
-      highestTrackableValue: 600_000_000,
-      numberOfSignificantValueDigits: 3,
-    });
+    const hist = histogram();
+    const lag = histogram();
+    const same = histogram();
+    const cross = histogram();
     for (const x of r) {
       hist.add(hdr.decodeFromCompressedBase64(x.hist));
       lag.add(hdr.decodeFromCompressedBase64(x.lag));
+      same.add(hdr.decodeFromCompressedBase64(x.histSame));
+      cross.add(hdr.decodeFromCompressedBase64(x.histCross));
     }
+    const byPath = (h: hdr.Histogram) => ({
+      p50: ms(h, 50),
+      p99: ms(h, 99),
+      n: h.totalCount,
+    });
     const sum = (f: keyof WorkerResult) => r.reduce((acc, x) => acc + (x[f] as number), 0);
-    const serverCpu = accounted.map((_, i) => (b.servers[i] ?? 0) - (a.servers[i] ?? 0));
+    const used = (i: number, part: "user" | "sys") =>
+      (b.servers[i]?.[part] ?? 0) - (a.servers[i]?.[part] ?? 0);
+    const serverCpu = accounted.map((_, i) => used(i, "user") + used(i, "sys"));
     const serverCpuSec = serverCpu.reduce((x, y) => x + y, 0);
+    const serverSysSec = accounted.reduce((acc, _, i) => acc + used(i, "sys"), 0);
+    const perDelivery = (sec: number) =>
+      inWindow > 0 ? round((1e6 * sec) / inWindow, 1) : Number.NaN;
     const genCpuSec = this.workers.reduce((acc, _, i) => acc + (b.gen[i]! - a.gen[i]!), 0);
     const machineBusy = b.machine.busy - a.machine.busy;
     const delivered = sum("delivered");
@@ -231,13 +256,16 @@ export class LoadSession {
       dupes: sum("dupes"),
       deliveredPerSec: round(inWindow / (opts.durationMs / 1000), 0),
       latencyMs: { p50: ms(hist, 50), p90: ms(hist, 90), p99: ms(hist, 99), max: ms(hist, 100) },
+      latencyByPath: { same: byPath(same), cross: byPath(cross) },
       sendLagP99Ms: ms(lag, 99),
       acksFailed: sum("acksFailed"),
       acksMissing: sum("sent") - sum("acksOk") - sum("acksFailed"),
       disconnects: sum("disconnects"),
       serverCpuSec: round(serverCpuSec, 3),
       // Per delivery made in the window: the CPU the servers spent while making them.
-      serverCpuUsPerDelivery: inWindow > 0 ? round((1e6 * serverCpuSec) / inWindow, 1) : Number.NaN,
+      serverCpuUsPerDelivery: perDelivery(serverCpuSec),
+      serverUserUsPerDelivery: perDelivery(serverCpuSec - serverSysSec),
+      serverSysUsPerDelivery: perDelivery(serverSysSec),
       perProcessCpuPct: Object.fromEntries(
         accounted.map((x, i) => [x.role, round((100 * serverCpu[i]!) / wallS, 1)]),
       ),
@@ -275,6 +303,8 @@ interface WorkerResult {
   acksFailed: number;
   disconnects: number;
   hist: string;
+  histSame: string;
+  histCross: string;
   lag: string;
 }
 

@@ -14,15 +14,21 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** utime + stime of a process (all its threads) in seconds; undefined once it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+/** utime and stime of a process (all its threads) in seconds; undefined once it is gone. */
+export function cpuTimes(pid: number): { user: number; sys: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    return { user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK };
   } catch {
     return undefined;
   }
+}
+
+/** utime + stime of a process (all its threads) in seconds; undefined once it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  const t = cpuTimes(pid);
+  return t === undefined ? undefined : t.user + t.sys;
 }
 
 /** Resident set size in bytes (VmRSS). */

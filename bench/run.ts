@@ -393,7 +393,9 @@ async function connectCell(name: TargetName, b: Brokers) {
 function summary(r: StepResult): string {
   return (
     `delivered ${r.deliveredPerSec}/s loss ${r.lossPct}% p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms ` +
-    `cpu ${r.serverCpuUsPerDelivery} µs/delivery ${JSON.stringify(r.perProcessCpuPct)} gen ${r.genCpuPct}% ` +
+    `cpu ${r.serverCpuUsPerDelivery} µs/delivery (user ${r.serverUserUsPerDelivery}, system ${r.serverSysUsPerDelivery}) ` +
+    `${JSON.stringify(r.perProcessCpuPct)} gen ${r.genCpuPct}% ` +
+    `p50 same-server ${r.latencyByPath.same.p50} cross-server ${r.latencyByPath.cross.p50} ms ` +
     `other ${r.otherCpuPct}% rss ${r.serverRssMB} MB acks-failed ${r.acksFailed} missing ${r.acksMissing}`
   );
 }
@@ -542,6 +544,21 @@ function targetTable(): string {
     lines.push(
       `| ${name} @${SATURATION_RATE}/s (saturated) | ${col((r) => r.deliveredPerSec, 0)} | ${col((r) => r.lossPct, 3)} | ${col((r) => r.latencyMs.p50)} | ${col((r) => r.latencyMs.p99)} | ` +
         `${col((r) => r.serverCpuUsPerDelivery, 1)} | ${col((r) => r.serverRssMB, 0)} | ${col((r) => r.genCpuPct, 0)} | ${col((r) => r.otherCpuPct, 0)} |`,
+    );
+  }
+  lines.push(
+    "",
+    "| target | server user µs/delivery | server system µs/delivery | same-server p50 ms | same-server p99 ms | cross-server p50 ms | cross-server p99 ms | cross-server share |",
+    "|---|---|---|---|---|---|---|---|",
+  );
+  for (const [name, results] of Object.entries(cells.fixed)) {
+    const col = (pick: (r: StepResult) => number, d = 2) => cellOf(results.map(pick), d);
+    const path = (p: "same" | "cross", q: "p50" | "p99") =>
+      results.every((r) => r.latencyByPath[p].n > 0) ? col((r) => r.latencyByPath[p][q]) : "–";
+    lines.push(
+      `| ${name} @${RATE}/s | ${col((r) => r.serverUserUsPerDelivery, 1)} | ${col((r) => r.serverSysUsPerDelivery, 1)} | ` +
+        `${path("same", "p50")} | ${path("same", "p99")} | ${path("cross", "p50")} | ${path("cross", "p99")} | ` +
+        `${col((r) => r.latencyByPath.cross.n / Math.max(1, r.latencyByPath.cross.n + r.latencyByPath.same.n), 2)} |`,
     );
   }
   lines.push(
