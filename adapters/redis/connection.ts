@@ -77,14 +77,20 @@ export function createClient(
 }
 
 /**
- * Writes what a standalone client sends in one tick as one socket write: its socket is corked at
- * the first command of a tick and uncorked on `process.nextTick`, before the event loop goes on.
- * This is what ioredis' `enableAutoPipelining` is used for elsewhere (a burst of PUBLISHes, say
- * a batch of queued publish commands, costs one syscall instead of one each), without its
- * costs: auto-pipelining builds a Pipeline per batch (about 137,000 instructions per PUBLISH
- * when each publish is alone in its turn, as at a steady moderate rate) and sends it from
- * `setImmediate`, after the loop's I/O phase, which delays every publish by a loop turn. Here a
- * lone command goes out in the same tick, and order is the socket's own.
+ * Writes what a standalone client sends in one tick in at most two socket writes: the first
+ * command of a tick is written at once, and the socket is then corked until `process.nextTick`,
+ * so the rest of the tick's commands leave together before the event loop goes on. This is what
+ * ioredis' `enableAutoPipelining` is used for elsewhere (a burst of PUBLISHes, say a batch of
+ * queued publish commands, costs two syscalls instead of one each), without its costs:
+ * auto-pipelining builds a Pipeline per batch (about 137,000 instructions per PUBLISH when each
+ * publish is alone in its turn, as at a steady moderate rate) and sends it from `setImmediate`,
+ * after the loop's I/O phase, which delays every publish by a loop turn.
+ *
+ * The first command goes out before the caller's next statement because a broadcast publishes,
+ * then delivers to the node's own clients (the official adapter's order): written at once, the
+ * message travels through Redis to the other nodes while this node writes to its clients, as
+ * with a plain client. Corked from the start, it would wait for those writes. Order is the
+ * socket's own either way.
  *
  * Only while the client is ready (its handshake commands go as ioredis sends them) and only for
  * commands on its own socket.
@@ -98,13 +104,15 @@ export function writePerTick(client: Redis): void {
     stream?.uncork();
   };
   client.sendCommand = function (this: Redis, command, stream) {
-    if (corked === undefined && stream === undefined && this.status === "ready") {
-      const own = this.stream;
-      own.cork();
-      corked = own;
-      process.nextTick(uncork);
+    if (corked !== undefined || stream !== undefined || this.status !== "ready") {
+      return send.call(this, command, stream);
     }
-    return send.call(this, command, stream);
+    const result = send.call(this, command, stream);
+    const own = this.stream;
+    own.cork();
+    corked = own;
+    process.nextTick(uncork);
+    return result;
   };
 }
 
