@@ -90,7 +90,8 @@ export function createRedisBackplane(
     dropped++;
     options.onDropped?.(info);
   };
-  // The PUBLISHes of one tick go out in one socket write: writePerTick on a standalone client;
+  // The PUBLISHes of one tick go out in at most two socket writes, the first at once:
+  // writePerTick on a standalone client;
   // a cluster client (one socket per node) auto-pipelines, not for streams, whose adapter
   // duplicates this client for its blocking XREAD.
   const pipelined =
