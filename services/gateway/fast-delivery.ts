@@ -1,8 +1,11 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { Counter, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { Server } from "socket.io";
 import type { Logger } from "./logger.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { Counter } = createRequire(import.meta.url)("prom-client") as typeof import("prom-client");
 
 /**
  * The fast path of a delivery (issue 12, P4): a text packet for a client on an idle WebSocket is

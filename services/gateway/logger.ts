@@ -1,4 +1,8 @@
-import { type Logger, pino } from "pino";
+import { createRequire } from "node:module";
+import type { Logger } from "pino";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { pino } = createRequire(import.meta.url)("pino") as typeof import("pino");
 
 export type { Logger } from "pino";
 

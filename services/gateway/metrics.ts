@@ -1,5 +1,10 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { createRequire } from "node:module";
 import type { Backplane } from "../../adapters/backplane.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { Counter, collectDefaultMetrics, Gauge, Registry } = createRequire(import.meta.url)(
+  "prom-client",
+) as typeof import("prom-client");
 
 /** Gateway metrics on a registry of its own, so several gateways can live in one test process. */
 export function createGatewayMetrics(

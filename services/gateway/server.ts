@@ -6,9 +6,10 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
-import { Server, type Socket } from "socket.io";
+import type { Server, Socket } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
 import { createAdmission, type SharedConnectionCount } from "./admission.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
@@ -23,6 +24,11 @@ import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { type ClientPublish, createClientProtocol } from "./protocol.js";
 import { createSessions } from "./session.js";
 import { slimRequests } from "./slim-requests.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { Server: SocketIoServer } = createRequire(import.meta.url)(
+  "socket.io",
+) as typeof import("socket.io");
 
 export interface GatewayOptions {
   config: Config;
@@ -97,7 +103,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onRefused: (reason) => metrics.handshakeRefusals.inc({ code: reason }),
     shared: options.connectionCount,
   });
-  const io = new Server(httpServer, {
+  const io = new SocketIoServer(httpServer, {
     adapter: backplane.adapter,
     ...backplane.serverOptions,
     // A recovered session passes the handshake again: its token may have expired meanwhile.
