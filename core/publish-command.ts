@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { jsonTextExceedsDepth, valueExceedsDepth } from "./json-depth.js";
 import { EVENT_PATTERN, isValidEventName, RESERVED_EVENT_NAMES, ROOM_PATTERN } from "./names.js";
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { z } from "zod";
+import * as z from "zod";
 import { BACKPLANES } from "../../adapters/backplane.js";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { NAMESPACE_PATTERN, PUBLISH_DEFAULTS } from "../../core/publish-command.js";

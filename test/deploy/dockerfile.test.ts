@@ -109,9 +109,9 @@ describe("deploy/Dockerfile, read as docker would", () => {
     ];
     expect(command).toEqual(["node", "bin/switchboard.js", "gateway"]);
     expect(existsSync(join(ROOT, command[1]!))).toBe(true);
-    // bin/switchboard.js loads the compiled entry from dist/, which the image copies.
-    expect(readFileSync(join(ROOT, command[1]!), "utf8")).toContain("../dist/services/entry.js");
-    expect(existsSync(join(ROOT, "dist/services/entry.js"))).toBe(true);
+    // bin/switchboard.js loads the bundled entry from dist/cli/, which the image copies.
+    expect(readFileSync(join(ROOT, command[1]!), "utf8")).toContain("../dist/cli/entry.js");
+    expect(existsSync(join(ROOT, "dist/cli/entry.js"))).toBe(true);
   });
 
   it("its final stage runs without Docker: production dependencies, dist/ and bin/ serve a gateway that passes the HEALTHCHECK and stops on SIGTERM", {

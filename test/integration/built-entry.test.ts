@@ -30,7 +30,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
  * dist/ before vitest runs; on its own, run `npm run build` first.
  */
 function installBuiltCopy(): string {
-  const dist = join(ROOT, "dist/services/entry.js");
+  const dist = join(ROOT, "dist/cli/entry.js");
   if (!existsSync(dist)) throw new Error("dist/ is not built: run `npm run build` first");
   const dir = mkdtempSync(join(tmpdir(), "switchboard-built-"));
   cpSync(join(ROOT, "bin"), join(dir, "bin"), { recursive: true });
@@ -88,6 +88,39 @@ describe("the built entry point (bin/switchboard.js runs dist/)", () => {
     expect(gateway.output()).not.toContain("tsx");
     await gateway.stop();
     expect(await gateway.exited).toEqual({ code: 0, signal: null });
+  });
+
+  // The built command is a bundle (bundle.mjs) with zod inside: both zod schemas work in it.
+  it("a bad setting stops the built gateway at start with a line naming the variable", async () => {
+    const gateway = await startGateway({
+      builtCli: join(dir, "bin/switchboard.js"),
+      env: { BACKPLANE: "memory", GATEWAY_ID: "not valid!", LOG_LEVEL: "loud" },
+      waitFor: "nothing",
+    });
+    started.push(gateway);
+    expect((await gateway.exited).code).toBe(78);
+    expect(gateway.output().trim().split("\n")).toEqual([
+      'switchboard: invalid environment variable GATEWAY_ID: must be 1-100 chars of [A-Za-z0-9:_.@/-] (got "not valid!")',
+      'switchboard: invalid environment variable LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ]);
+  });
+
+  it("the built gateway checks a command posted to POST /v1/publish, naming the bad field", async () => {
+    const gateway = await startGateway({
+      builtCli: join(dir, "bin/switchboard.js"),
+      env: { BACKPLANE: "memory", PUBLISH_API_KEYS: "built-key" },
+    });
+    started.push(gateway);
+    const res = await fetch(`${gateway.url}/v1/publish`, {
+      method: "POST",
+      headers: { authorization: "Bearer built-key", "content-type": "application/json" },
+      body: JSON.stringify({ v: 1, rooms: ["bad room"], event: "note" }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: "invalid_command",
+      reason: "rooms[0]: must be 1-200 chars of [A-Za-z0-9:_.@/-]",
+    });
   });
 
   it("`switchboard cluster` forks workers that run the built code too", async () => {

@@ -27,7 +27,7 @@ export const SMALL_RUN: readonly string[] = [
 export const RUN_TIMEOUT_MS = 120_000;
 
 const BUILT_CLI = fileURLToPath(new URL("../../bin/switchboard.js", import.meta.url));
-const BUILT_ENTRY = fileURLToPath(new URL("../../dist/services/entry.js", import.meta.url));
+const BUILT_ENTRY = fileURLToPath(new URL("../../dist/cli/entry.js", import.meta.url));
 
 export interface LoadtestRunOptions {
   /**
