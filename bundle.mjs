@@ -9,20 +9,29 @@
 //   (a bundled copy of socket.io would not be the one services/gateway/fast-delivery.ts patches).
 //   The library entry points (`switchboard/adapters/*`, `switchboard/publisher`) are still tsc's
 //   modules in dist/, unbundled.
+// - A file that a module finds beside itself (`new URL("./x.js", import.meta.url)`) must be an
+//   entry point here too: the bundle's modules all live in dist/cli/.
 // - Dynamic imports stay dynamic (`splitting`): the Redis, RabbitMQ, cluster, ingest and bridge
 //   code are chunks loaded only when configured, as before.
 // - No `keepNames` (it wraps every function, zod's too, at load: ≈ 0.3 MB more heap). esbuild may
 //   rename a class to avoid a clash; the build fails if that happens to one of our error classes,
 //   whose name logs show as `err.type`.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 
 const OUT = "dist/cli";
 const inlined = (path) => path === "zod" || path.startsWith("zod/");
 
+// Chunk names carry a hash: without this, every build would leave the previous ones behind.
+rmSync(OUT, { recursive: true, force: true });
+
 await build({
-  entryPoints: ["dist/services/entry.js"],
+  entryPoints: {
+    entry: "dist/services/entry.js",
+    // `switchboard loadtest` forks this file, found beside its own module (loadtest/coordinator.ts).
+    "worker-main": "dist/services/loadtest/worker-main.js",
+  },
   outdir: OUT,
   bundle: true,
   splitting: true,

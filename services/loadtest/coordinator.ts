@@ -193,7 +193,10 @@ function send(worker: WorkerHandle, message: ToWorker): void {
   });
 }
 
-/** Forks one worker; under tsx (the TypeScript sources) it loads tsx too. */
+/**
+ * Forks one worker; under tsx (the TypeScript sources) it loads tsx too. In the built command
+ * worker-main.js sits beside the bundle's modules in dist/cli/ (an entry point of bundle.mjs).
+ */
 function startWorker(index: number): WorkerHandle {
   const fromSources = import.meta.url.endsWith(".ts");
   const entry = fileURLToPath(
