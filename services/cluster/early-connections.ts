@@ -1,10 +1,11 @@
 import type { SendHandle } from "node:child_process";
 import cluster from "node:cluster";
 import { SHUTDOWN_MESSAGE } from "../lifecycle.js";
+import { isConnectionMessage } from "./handover-messages.js";
 
 /**
  * The primary hands connections to a worker as soon as it is forked, but a worker needs a
- * second or so to load before @socket.io/sticky's `setupWorker` listens for them; IPC messages
+ * second or so to load before `setupHandoverWorker` listens for them; IPC messages
  * without a listener are dropped, and so would those clients' first attempts be. The worker
  * entry point holds them from its first line and replays them once the gateway is set up.
  */
@@ -26,14 +27,14 @@ export function holdEarlyConnections(): void {
     // Only connections and the shutdown request: cluster-adapter traffic has its own listener
     // as soon as the adapter exists, and replaying it would duplicate broadcasts.
     const type = (message as { type?: unknown } | null)?.type;
-    if (typeof type === "string" && (type.startsWith("sticky:") || type === SHUTDOWN_MESSAGE)) {
+    if (isConnectionMessage(message) || type === SHUTDOWN_MESSAGE) {
       state.held.push([message, handle]);
     }
   };
   process.on("message", state.listener);
 }
 
-/** Call right after `setupWorker(io)`: replays what arrived meanwhile to the real listeners. */
+/** Call right after `setupHandoverWorker`: replays what arrived meanwhile to the real listeners. */
 export function releaseEarlyConnections(): void {
   if (!state.listener) return;
   process.off("message", state.listener);

@@ -1,21 +1,18 @@
 import cluster, { type Worker } from "node:cluster";
-import type { Server } from "node:http";
+import type { Server } from "node:net";
 import { backoffDelay } from "../../core/retry.js";
 import { type Config, configError } from "../gateway/config.js";
 import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { countConnectionsForWorkers } from "./connection-count.js";
-import { setupStickyPrimary } from "./handover.js";
+import { setupHandoverPrimary } from "./handover.js";
 
 /**
  * `switchboard cluster`: a primary that owns the port and forks `WORKERS` gateway workers.
- * @socket.io/sticky hands each connection to one worker (HTTP long-polling stays on its worker);
- * @socket.io/cluster-adapter relays broadcasts between workers through this primary, unless the
+ * The primary hands each connection to one worker (handover.ts: an Engine.IO session's
+ * long-polling requests go to the worker that holds it); @socket.io/cluster-adapter relays broadcasts between workers through this primary, unless the
  * workers use a network backplane (BACKPLANE=redis…), which then spans hosts too.
  */
-
-/** sticky's least-connection balancer reads `clientsCount`: a loading worker looks this full. */
-const LOADING_WEIGHT = 1_000_000;
 
 export interface ClusterWorker {
   /** `GATEWAY_ID` of the worker: `<primary's GATEWAY_ID>-w<index>`. */
@@ -36,8 +33,8 @@ export interface ClusterPrimaryOptions {
 
 export interface ClusterPrimary {
   readonly logger: Logger;
-  /** The primary's HTTP server (connections are handed to workers); not listening until `listen`. */
-  readonly httpServer: Server;
+  /** The primary's socket server (connections are handed to workers); not listening until `listen`. */
+  readonly server: Server;
   /** Forks one more worker, with the next index. */
   fork(): ClusterWorker;
   /** The workers alive now. */
@@ -64,28 +61,23 @@ export function createClusterPrimary(
   let nextIndex = 0;
   let stopping = false;
 
-  // The primary reads each connection's first bytes before a worker gets it: a client that sends
-  // nothing is this server's to time out, with the same bounds as a gateway's.
-  const httpServer = setupStickyPrimary({
-    headersTimeout: config.httpHeadersTimeoutMs,
-    requestTimeout: config.httpRequestTimeoutMs,
-    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
-  });
+  // The primary reads each connection's request head before a worker gets it: a client that
+  // sends nothing, or not a whole head, is this server's to time out, with a gateway's bound.
+  const handover = setupHandoverPrimary({ headersTimeout: config.httpHeadersTimeoutMs });
+  const server = handover.server;
   countConnectionsForWorkers();
 
   const fork = (index: number): ClusterWorker => {
     const gatewayId = `${config.gatewayId}-w${index}`;
     const worker = cluster.fork({ GATEWAY_ID: gatewayId, BACKPLANE: workerBackplane });
-    const stickyWorker = worker as Worker & { clientsCount?: number };
-    // A worker still loading gets connections only when no other worker is alive.
-    stickyWorker.clientsCount = LOADING_WEIGHT;
     const ready = new Promise<void>((resolve, reject) => {
       const onExit = (code: number | null, signal: string | null) =>
         reject(new Error(`worker ${gatewayId} exited before it was ready (${code ?? signal})`));
       worker.once("exit", onExit);
       worker.on("message", (message: unknown) => {
         if (!isIpcMessage(message, READY_MESSAGE)) return;
-        stickyWorker.clientsCount = (stickyWorker.clientsCount ?? LOADING_WEIGHT) - LOADING_WEIGHT;
+        // A worker still loading gets connections only when no other worker is ready.
+        handover.ready(worker);
         worker.off("exit", onExit);
         logger.info({ worker: worker.process.pid, index }, "worker ready");
         resolve();
@@ -125,14 +117,14 @@ export function createClusterPrimary(
 
   return {
     logger,
-    httpServer,
+    server,
     fork: () => fork(nextIndex++),
     workers: () => [...alive.values()],
     listen: () =>
       new Promise<void>((resolve, reject) => {
-        httpServer.once("error", reject);
-        httpServer.listen(config.port, config.host, () => {
-          httpServer.off("error", reject);
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => {
+          server.off("error", reject);
           resolve();
         });
       }),
@@ -151,7 +143,7 @@ export function createClusterPrimary(
         ),
       );
       // Connections handed to workers are gone with them; stop listening and let the process exit.
-      httpServer.close();
+      server.close();
     },
   };
 }

@@ -1,13 +1,13 @@
-import { setupWorker } from "@socket.io/sticky";
 import type { Config } from "../gateway/config.js";
 import { type GatewayProcess, runGateway } from "../gateway/main.js";
 import { isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { primaryConnectionCount } from "./connection-count.js";
 import { releaseEarlyConnections } from "./early-connections.js";
+import { setupHandoverWorker } from "./handover.js";
 
 /**
- * A worker of `switchboard cluster`: a gateway that does not listen; @socket.io/sticky in the
- * primary hands it connections over IPC, and the primary asks it to stop with SHUTDOWN_MESSAGE.
+ * A worker of `switchboard cluster`: a gateway that does not listen; the primary hands it
+ * connections over IPC (handover.ts), and the primary asks it to stop with SHUTDOWN_MESSAGE.
  */
 export async function runClusterWorker(config: Config): Promise<GatewayProcess> {
   const running = await runGateway(config, {
@@ -17,7 +17,7 @@ export async function runClusterWorker(config: Config): Promise<GatewayProcess> 
   process.on("message", (message: unknown) => {
     if (isIpcMessage(message, SHUTDOWN_MESSAGE)) running.requestShutdown("primary");
   });
-  setupWorker(running.gateway.io);
+  setupHandoverWorker(running.gateway.io, running.logger);
   // Every listener is in place: replay what the primary sent while this worker was loading.
   releaseEarlyConnections();
   process.send?.({ type: READY_MESSAGE });

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const control = createControl(gateway.io, { gatewayId: config.gatewayId });
   const reply = (message: ControlReply) => send(message, undefined, {}, () => {});
   process.on("message", (message: unknown) => {
-    if (!isControlRequest(message)) return; // cluster adapter and sticky traffic share the pipe
+    if (!isControlRequest(message)) return; // cluster adapter and hand-over traffic share the pipe
     const { id } = message;
     control(message.op, message.args).then(
       (result) => reply({ id, result: result ?? null }),
