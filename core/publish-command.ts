@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import * as z from "zod";
 import { jsonTextExceedsDepth, valueExceedsDepth } from "./json-depth.js";
 import { EVENT_PATTERN, isValidEventName, RESERVED_EVENT_NAMES, ROOM_PATTERN } from "./names.js";
@@ -125,6 +126,11 @@ export function checkPublishCommand(
     const bytes = typeof input === "string" ? Buffer.byteLength(input) : input.length;
     if (bytes > options.maxBytes) return tooLarge(bytes, options.maxBytes);
     if (jsonTextExceedsDepth(input, MAX_COMMAND_DEPTH)) return TOO_DEEP;
+    // Bytes that are not UTF-8 would be decoded with U+FFFD in their place: the command the
+    // sender meant is not what would be delivered.
+    if (typeof input !== "string" && !isUtf8(input)) {
+      return { ok: false, code: "invalid_json", reason: "not JSON: the bytes are not valid UTF-8" };
+    }
     try {
       value = JSON.parse(input.toString());
     } catch (err) {

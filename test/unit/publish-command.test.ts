@@ -129,6 +129,25 @@ describe("the publish command v1", () => {
     }
   });
 
+  it("refuses bytes that are not UTF-8 instead of delivering U+FFFD in their place", () => {
+    const bytes = Buffer.concat([
+      Buffer.from('{"v":1,"rooms":["r"],"event":"m","data":"a'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    expect(checkPublishCommand(bytes, limits)).toEqual({
+      ok: false,
+      code: "invalid_json",
+      reason: "not JSON: the bytes are not valid UTF-8",
+    });
+    // The same text, valid: accepted, with its non-ASCII characters.
+    const valid = checkPublishCommand(
+      Buffer.from('{"v":1,"rooms":["r"],"event":"m","data":"aé€😀"}'),
+      limits,
+    );
+    expect(valid).toMatchObject({ ok: true, command: { data: "aé€😀" } });
+  });
+
   describe("nesting depth", () => {
     const nested = (levels: number): unknown => {
       let data: unknown = 0;
