@@ -99,8 +99,8 @@ export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
 }
 
 function tooLarge(bytes: number | undefined, maxBytes: number) {
-  const size = bytes === undefined ? "more than" : `${bytes} bytes,`;
-  return { error: "too_large", reason: `command is ${size} over the limit of ${maxBytes} bytes` };
+  const size = bytes === undefined ? "" : ` ${bytes} bytes,`;
+  return { error: "too_large", reason: `command is${size} over the limit of ${maxBytes} bytes` };
 }
 
 /** The body, or undefined as soon as it exceeds `maxBytes`. */

@@ -81,17 +81,24 @@ describe("POST /v1/publish", () => {
       reason: `command is ${big.length} bytes, over the limit of 1024 bytes`,
     });
     // Chunked, without a content-length: cut off while reading.
-    const streamed = await new Promise<number | undefined>((resolve, reject) => {
+    const streamed = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
       const req = httpRequest(url, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
       req.on("response", (res) => {
-        res.resume();
-        resolve(res.statusCode);
+        let body = "";
+        res.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        res.on("end", () => resolve({ status: res.statusCode, body }));
       });
       req.on("error", reject);
       req.write(big.slice(0, 800));
       setImmediate(() => req.end(big.slice(800)));
     });
-    expect(streamed).toBe(413);
+    expect(streamed.status).toBe(413);
+    expect(JSON.parse(streamed.body)).toEqual({
+      error: "too_large",
+      reason: "command is over the limit of 1024 bytes",
+    });
   });
 
   it("answers 503 while the gateway is not ready, and 405 to other methods", async () => {
