@@ -54,6 +54,16 @@ const splitList = (value: string): string[] =>
 
 const list = z.string().transform(splitList).default([]);
 
+/** What a browser sends in `Origin`, which admission compares as a string. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The sample secrets in docker-compose.yml and deploy/k8s/secret.yaml say CHANGE_ME: a gateway
  * started with one of them would trust a key anybody can read in this repository.
@@ -140,7 +150,10 @@ const buildSchema = () =>
         .transform((items) => [...new Set(items)])
         .default(["/"]),
       /** Browser origins allowed to connect (both transports, the WebSocket upgrade included). */
-      CORS_ORIGINS: list,
+      CORS_ORIGINS: list.refine(
+        (items) => items.every((item) => item === "*" || isOrigin(item)),
+        "must be * or origins as browsers send them: scheme://host[:port], no path or trailing slash (https://app.example.com)",
+      ),
       /** Engine.IO connections one client address may hold; 0: no limit. */
       MAX_CONNECTIONS_PER_IP: int(0, 1_000_000, 0),
       /** Proxies whose X-Forwarded-For is believed: IP addresses or CIDR blocks. */

@@ -75,6 +75,10 @@ describe("gateway configuration from the environment", () => {
       "at least RATE_LIMIT_PER_SEC",
     ],
     [{ AUTH_JWT_SECRET: "short" }, "AUTH_JWT_SECRET", "at least 32"],
+    [{ CORS_ORIGINS: "notaurl" }, "CORS_ORIGINS", "scheme://host[:port]"],
+    [{ CORS_ORIGINS: "https://a.example,https://b.example/path" }, "CORS_ORIGINS", "no path"],
+    [{ CORS_ORIGINS: "https://a.example/" }, "CORS_ORIGINS", "trailing slash"],
+    [{ CORS_ORIGINS: "ftp://a.example" }, "CORS_ORIGINS", "scheme://host[:port]"],
     [{ TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES", "CIDR"],
     [{ TRUSTED_PROXIES: "proxy.local" }, "TRUSTED_PROXIES", "IP addresses"],
     [
@@ -124,12 +128,12 @@ describe("gateway configuration from the environment", () => {
 
   it("parses lists and flags", () => {
     const config = loadConfig({
-      CORS_ORIGINS: "https://a.example, https://b.example",
+      CORS_ORIGINS: "https://a.example, http://127.0.0.1:3000,*",
       PUBLISH_API_KEYS: "k1,k2",
       INGEST: "off",
       AMQP_ROOM_ROUTING: "false",
     });
-    expect(config.corsOrigins).toEqual(["https://a.example", "https://b.example"]);
+    expect(config.corsOrigins).toEqual(["https://a.example", "http://127.0.0.1:3000", "*"]);
     expect(config.publishApiKeys).toEqual(["k1", "k2"]);
     expect(config.ingest).toBe(false);
     expect(config.amqpRoomRouting).toBe(false);
