@@ -56,6 +56,17 @@ export function createPublishRoute(options: PublishRouteOptions): HttpRoute {
       reply(401, { error: "unauthorized" });
       return true;
     }
+    // The body is read as it arrives: a compressed one would be refused as invalid JSON, with a
+    // reason that does not say why.
+    const encoding = req.headers["content-encoding"];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
+      closeAfter(req, res);
+      reply(415, {
+        error: "unsupported_encoding",
+        reason: `Content-Encoding ${encoding.slice(0, 50)} is not supported: send the command uncompressed`,
+      });
+      return true;
+    }
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > options.maxCommandBytes) {
       closeAfter(req, res);

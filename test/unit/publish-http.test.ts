@@ -101,6 +101,21 @@ describe("POST /v1/publish", () => {
     });
   });
 
+  it("answers 415 to a compressed body, naming the encoding", async () => {
+    const { url, delivered } = await serve();
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-encoding": "gzip" },
+      body: JSON.stringify(command),
+    });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toEqual({
+      error: "unsupported_encoding",
+      reason: "Content-Encoding gzip is not supported: send the command uncompressed",
+    });
+    expect(delivered).toEqual([]);
+  });
+
   it("answers 503 while the gateway is not ready, and 405 to other methods", async () => {
     const notReady = await serve({ ready: false });
     expect(await notReady.post(JSON.stringify(command))).toEqual({
