@@ -15,6 +15,8 @@ export interface LoadOptions {
   clients: number;
   rooms: number;
   publishers: number;
+  /** Where the publishers connect, when not spread over `urls` as the receivers are. */
+  publisherUrls?: string[];
   workers: number;
   payloadBytes: number;
   genCpus?: string;
@@ -114,7 +116,8 @@ export class LoadSession {
       });
     }
     for (let j = 0; j < o.publishers; j++) {
-      slices[j % o.workers]!.publishers.push({ id: j, url: o.urls[j % o.urls.length]! });
+      const urls = o.publisherUrls ?? o.urls;
+      slices[j % o.workers]!.publishers.push({ id: j, url: urls[j % urls.length]! });
     }
     const publisherUrls = Array.from(
       { length: o.publishers },

@@ -92,6 +92,8 @@ export interface ServerProcess {
    * answers the loop delay and GC pauses in it.
    */
   profile(action: "start" | "mark" | "stop", file?: string): Promise<ProfileWindow>;
+  /** Any other request to the bench probe (servers/probe.mjs lists them); its answer. */
+  probe(message: { probe: string } & Record<string, unknown>): Promise<Record<string, unknown>>;
   output(): string;
   stop(): Promise<void>;
 }
@@ -178,6 +180,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
     memory: () => request({ probe: "memory", gc: true }),
     profile: (action: "start" | "mark" | "stop", file?: string) =>
       request({ probe: "profile", action, file }),
+    probe: (message) => request(message),
     async stop() {
       if (exited) return;
       child.kill("SIGTERM");

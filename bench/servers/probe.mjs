@@ -11,11 +11,74 @@
 //   {probe: "profile", action: "stop", file} -> {probe: "profile", loop, gc}: writes the window's
 //     .cpuprofile to `file` and answers the loop delay (ms: p50, p99, max) and the GC pauses
 //     (count, total and max ms) in the window.
+//   {probe: "alloc", action: "start"} / {probe: "alloc", action: "stop"} -> {probe: "alloc",
+//     allocatedBytes, scavenges, markCompacts, gcMs}: bytes the process allocated on the V8 heap
+//     between the two (growth of the heap in use plus what every GC in between freed, from
+//     v8.GCProfiler's before/after figures) and the collections that ran: counts that hold on a
+//     busy machine, where times do not.
+//   {probe: "heapsample", action: "start", intervalBytes} / {probe: "heapsample", action: "stop",
+//     file}: the V8 sampling heap profiler, keeping the samples of objects that were collected
+//     since (so it shows who allocates, garbage included, not only what survives): writes a
+//     .heapprofile (Chrome DevTools' format) to `file`.
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import { GCProfiler, getHeapStatistics } from "node:v8";
 
 let profiling;
+let allocating;
+let sampling;
+
+function startAlloc() {
+  const profiler = new GCProfiler();
+  profiler.start();
+  allocating = { profiler, used: getHeapStatistics().used_heap_size };
+}
+
+function stopAlloc() {
+  const { profiler, used } = allocating;
+  allocating = undefined;
+  const usedNow = getHeapStatistics().used_heap_size;
+  const { statistics } = profiler.stop();
+  let freed = 0;
+  let scavenges = 0;
+  let markCompacts = 0;
+  let gcUs = 0;
+  for (const gc of statistics) {
+    freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
+    if (gc.gcType === "Scavenge" || gc.gcType === "MinorMarkCompact") scavenges++;
+    else if (gc.gcType === "MarkSweepCompact") markCompacts++;
+    gcUs += gc.cost;
+  }
+  return {
+    allocatedBytes: usedNow - used + freed,
+    scavenges,
+    markCompacts,
+    gcs: statistics.length,
+    gcMs: Math.round(gcUs) / 1000,
+  };
+}
+
+async function startSampling(intervalBytes) {
+  const session = new Session();
+  session.connect();
+  await post(session, "HeapProfiler.enable");
+  await post(session, "HeapProfiler.startSampling", {
+    samplingInterval: intervalBytes,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  sampling = { session };
+}
+
+async function stopSampling(file) {
+  const { session } = sampling;
+  sampling = undefined;
+  const { profile } = await post(session, "HeapProfiler.stopSampling");
+  session.disconnect();
+  writeFileSync(file, JSON.stringify(profile));
+  return {};
+}
 
 function post(session, method, params) {
   return new Promise((resolve, reject) =>
@@ -113,6 +176,18 @@ async function answer(message) {
   }
   if (message.probe === "profile" && message.action === "stop" && profiling?.loop) {
     return stopProfile(String(message.file));
+  }
+  if (message.probe === "alloc" && message.action === "start" && !allocating) {
+    startAlloc();
+    return {};
+  }
+  if (message.probe === "alloc" && message.action === "stop" && allocating) return stopAlloc();
+  if (message.probe === "heapsample" && message.action === "start" && !sampling) {
+    await startSampling(Number(message.intervalBytes) || 32768);
+    return {};
+  }
+  if (message.probe === "heapsample" && message.action === "stop" && sampling) {
+    return stopSampling(String(message.file));
   }
   return { error: "bad probe request" };
 }
