@@ -3,6 +3,7 @@ import { RedisAdapter, type RedisAdapterOptions } from "@socket.io/redis-adapter
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import type { RedisClient } from "./connection.js";
+import { encodeLikeNotepack } from "./msgpack.js";
 
 /** msgpack's header of a 3-element array (fixarray): how the official adapter frames a broadcast. */
 const FIXARRAY_3 = 0x93;
@@ -13,6 +14,12 @@ const FIXARRAY_3 = 0x93;
  */
 export type ClassicOptions = Partial<Omit<RedisAdapterOptions, "parser">>;
 
+/** The official adapter's `parser` option: its default is notepack.io's encode and decode. */
+export interface Parser {
+  encode(value: unknown): Buffer;
+  decode(msg: Buffer): unknown;
+}
+
 /** The official classic adapter with its private message hook made visible to a subclass. */
 const OfficialAdapter = RedisAdapter as unknown as new (
   nsp: Namespace,
@@ -21,6 +28,7 @@ const OfficialAdapter = RedisAdapter as unknown as new (
   opts?: ClassicOptions,
 ) => Omit<RedisAdapter, "onmessage"> & {
   onmessage(pattern: unknown, channel: Buffer | string, msg: Buffer): void;
+  parser: Parser;
 };
 
 /**
@@ -32,6 +40,10 @@ const OfficialAdapter = RedisAdapter as unknown as new (
  * `[uid, packet, opts]`, so the node's own messages start with the same few bytes (the array
  * header and the uid string): comparing them is enough to drop one. Anything else (other nodes,
  * `@socket.io/redis-emitter`, whose uid is "emitter") takes the official path.
+ *
+ * It also encodes what it publishes with `encodeLikeNotepack` (msgpack.ts): the default parser's
+ * bytes without its garbage, when a check at construction finds both encode a broadcast alike
+ * (else the default parser stays). Decoding is the default parser's.
  */
 export class EchoFreeRedisAdapter extends OfficialAdapter {
   /** The bytes every one of this node's broadcasts starts with. */
@@ -46,11 +58,39 @@ export class EchoFreeRedisAdapter extends OfficialAdapter {
     super(nsp, pubClient, subClient, opts);
     const uid = encode(String(this.uid));
     this.ownPrefix = Buffer.concat([Buffer.of(FIXARRAY_3), uid]);
+    this.parser = leanParser(this.parser, String(this.uid));
   }
 
   override onmessage(pattern: unknown, channel: Buffer | string, msg: Buffer): void {
     if (isOwnBroadcast(msg, this.ownPrefix)) return;
     super.onmessage(pattern, channel, msg);
+  }
+}
+
+/**
+ * A parser that encodes as `stock` does, with `encodeLikeNotepack`, or `stock` itself when the two
+ * do not give the same bytes for a broadcast shaped as the adapter sends them (a parser other than
+ * notepack.io 3's, say).
+ */
+export function leanParser(stock: Parser, uid: string): Parser {
+  const sample = [
+    uid,
+    {
+      type: 2,
+      data: ["message", { text: "héllo ✓ 🎉", n: -1.5, big: 2 ** 40, ok: true }],
+      nsp: "/",
+    },
+    { rooms: ["room:1"], except: ["abc"], flags: { volatile: undefined, local: false } },
+  ];
+  try {
+    const fallback = (value: unknown) => stock.encode(value);
+    if (!encodeLikeNotepack(sample, fallback).equals(stock.encode(sample))) return stock;
+    return {
+      encode: (value) => encodeLikeNotepack(value, fallback),
+      decode: (msg) => stock.decode(msg),
+    };
+  } catch {
+    return stock;
   }
 }
 
