@@ -21,12 +21,35 @@ export function createGatewayMetrics(
     help: "Socket.IO connections currently open on this gateway",
     registers: [registry],
   });
-  const clientEvents = new Counter({
+  // Counted in plain numbers on the hot path and added to the counter at scrape time: prom-client's
+  // `inc` with labels builds a hash string of them on every call (one per client event).
+  const eventCounts = new Map<string, Map<string, { count: number; reported: number }>>();
+  new Counter({
     name: "switchboard_gateway_client_events_total",
     help: "Client protocol events handled, by event and result (ok or the ack error)",
     labelNames: ["event", "result"],
     registers: [registry],
+    collect() {
+      for (const [event, results] of eventCounts) {
+        for (const [result, entry] of results) {
+          if (entry.count === entry.reported) continue;
+          this.inc({ event, result }, entry.count - entry.reported);
+          entry.reported = entry.count;
+        }
+      }
+    },
   });
+  /** One client event handled; `event` and `result` come from bounded sets (protocol.ts). */
+  const clientEvent = (event: string, result: string) => {
+    let results = eventCounts.get(event);
+    if (results === undefined) {
+      results = new Map();
+      eventCounts.set(event, results);
+    }
+    const entry = results.get(result);
+    if (entry === undefined) results.set(result, { count: 1, reported: 0 });
+    else entry.count += 1;
+  };
   const disconnects = new Counter({
     name: "switchboard_gateway_disconnects_total",
     help: "Client disconnections, by Socket.IO reason",
@@ -79,7 +102,7 @@ export function createGatewayMetrics(
   return {
     registry,
     connections,
-    clientEvents,
+    clientEvent,
     disconnects,
     handshakeRefusals,
     ready,

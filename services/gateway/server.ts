@@ -160,7 +160,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onPublish: (publish) => {
       for (const listener of publishListeners) listener(publish);
     },
-    onEvent: (event, result) => metrics.clientEvents.inc({ event, result }),
+    onEvent: metrics.clientEvent,
   });
   function onDisconnect(this: Socket, reason: string) {
     metrics.disconnects.inc({ reason });

@@ -25,4 +25,23 @@ describe("gateway metrics", () => {
     expect(text).toMatch(/^switchboard_ingest_commands_total\{[^}]*path="amqp"[^}]*\} 1$/m);
     expect(text).toMatch(/^switchboard_http_publish_requests_total\{[^}]*status="202"[^}]*\} 1$/m);
   });
+
+  it("count client events by event and result, each scrape adding what came since the last", async () => {
+    const metrics = createGatewayMetrics({ gateway: "gw-1", backplane: "memory" });
+    const line = (event: string, result: string, n: number) =>
+      new RegExp(
+        `^switchboard_gateway_client_events_total\\{event="${event}",result="${result}"[^}]*\\} ${n}$`,
+        "m",
+      );
+    metrics.clientEvent("publish", "ok");
+    metrics.clientEvent("publish", "ok");
+    metrics.clientEvent("join", "forbidden");
+    let text = await metrics.registry.metrics();
+    expect(text).toMatch(line("publish", "ok", 2));
+    expect(text).toMatch(line("join", "forbidden", 1));
+    metrics.clientEvent("publish", "ok");
+    text = await metrics.registry.metrics();
+    expect(text).toMatch(line("publish", "ok", 3));
+    expect(text).toMatch(line("join", "forbidden", 1));
+  });
 });
