@@ -136,15 +136,16 @@ export function failFastWhenOffline(
   });
   const target = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   for (const command of ["publish", "spublish", "set", "xadd"]) {
-    const send = target[command]?.bind(client);
+    const send = target[command];
     if (!send) continue;
     const awaitedByCaller = command === "xadd";
-    target[command] = (...args: unknown[]) =>
-      send(...args).catch((error: Error) => {
-        onDropped({ command, error });
-        if (awaitedByCaller) throw error;
-        return null;
-      });
+    // One handler per command, not a closure per call (a publish per client publish).
+    const dropped = (error: Error) => {
+      onDropped({ command, error });
+      if (awaitedByCaller) throw error;
+      return null;
+    };
+    target[command] = (...args: unknown[]) => send.apply(client, args).catch(dropped);
   }
 }
 
