@@ -68,12 +68,15 @@ interface PacketOptions {
   wsPreEncodedFrame?: unknown;
   [FRAME]?: Buffer;
   [SOURCE]?: string;
+  [DEFERRED]?: true;
 }
 
 /** The frame built for a packet, cached on its options object: a broadcast's is shared by all
  * its recipients, so the packet is framed once. */
 const FRAME = Symbol("switchboard.frame");
 const SOURCE = Symbol("switchboard.frameSource");
+/** Set by `deferredEncode`: the adapter left the broadcast's WebSocket frame to the write. */
+const DEFERRED = Symbol("switchboard.frameDeferred");
 
 const WS_OPEN = 1;
 
@@ -295,7 +298,76 @@ function fastWriteToEngine(this: EngineClient, encodedPackets: unknown, opts: Pa
     }
     state.stock += 1;
   }
+  if (opts[DEFERRED] === true && opts.wsPreEncodedFrame === undefined) {
+    // The adapter left the frame to us (deferredEncode): the stock write gets the one frame the
+    // fast path builds, where stock has the adapter's [header, payload] (the same bytes).
+    const text = singleText(encodedPackets);
+    if (text !== undefined) opts.wsPreEncodedFrame = [frameFor(text, opts)];
+  }
   (stockWrite as WriteToEngine).call(this, encodedPackets, opts);
+}
+
+/** socket.io-adapter's in-memory `Adapter#_encode`, as the fast path reads and calls it. */
+type Encode = (this: EncodingAdapter, packet: unknown, opts: PacketOptions) => unknown[];
+interface EncodingAdapter {
+  encoder: { encode(packet: unknown): unknown[] };
+  nsp?: { server?: EngineClient["server"] };
+}
+
+/** socket.io-adapter's own `Adapter#_encode`, once its prototype is patched (once per process). */
+let stockEncode: Encode | undefined;
+
+/**
+ * Replaces `Adapter#_encode` (socket.io-adapter/dist/in-memory-adapter.js), which every adapter's
+ * local broadcast goes through. Stock encodes the packet and also frames it for WebSocket
+ * recipients (a Buffer of "4" + the packet, and ws's frame header): on a gateway with the fast
+ * path that frame was never used, since the fast path writes its own single-Buffer frame. Here
+ * the packet is only encoded, and the frame is built at the first write that needs it (fast or
+ * stock, `frameFor`), once per broadcast as before, and not at all when no local client is in
+ * the room (a gateway that only relays its clients' publishes to the backplane).
+ */
+function deferredEncode(this: EncodingAdapter, packet: unknown, opts: PacketOptions): unknown[] {
+  if (this.nsp?.server?.[STATE] === undefined || wsTransport === undefined) {
+    return (stockEncode as Encode).call(this, packet, opts);
+  }
+  opts[DEFERRED] = true;
+  return this.encoder.encode(packet);
+}
+
+/**
+ * Patches socket.io-adapter's `Adapter#_encode` once per process; returns why it cannot, or
+ * undefined. It checks first that stock's pre-encoded frame is the bytes of `frameTextPacket`
+ * (so one frame can stand for it) and lives where engine.io reads it.
+ */
+function installEncode(): string | undefined {
+  if (stockEncode !== undefined) return undefined;
+  try {
+    const require = createRequire(import.meta.url);
+    const fromSocketIo = createRequire(require.resolve("socket.io"));
+    const { Adapter } = fromSocketIo("socket.io-adapter") as {
+      Adapter?: { prototype: Record<string, unknown> };
+    };
+    const own = Adapter?.prototype._encode;
+    if (typeof own !== "function" || own.length !== 2) {
+      return "socket.io-adapter Adapter#_encode not found";
+    }
+    const packet = '2["m",{"a":"é"}]';
+    const opts: PacketOptions = {};
+    const encoded = (own as Encode).call({ encoder: { encode: () => [packet] } }, {}, opts);
+    const frame = opts.wsPreEncodedFrame;
+    if (
+      encoded[0] !== packet ||
+      !Array.isArray(frame) ||
+      !Buffer.concat(frame as Buffer[]).equals(frameTextPacket(packet))
+    ) {
+      return "socket.io-adapter's pre-encoded frame is not as expected";
+    }
+    stockEncode = own as Encode;
+    (Adapter as { prototype: Record<string, unknown> }).prototype._encode = deferredEncode;
+    return undefined;
+  } catch (err) {
+    return `socket.io-adapter not found: ${err instanceof Error ? err.message : String(err)}`;
+  }
 }
 
 /** Patches socket.io's Client prototype once per process; returns why it cannot, or undefined. */
@@ -337,6 +409,10 @@ export function createFastDelivery(
     logger.warn({ reason: disabled }, "fast delivery path disabled");
   } else {
     (io as unknown as EngineClient["server"])[STATE] = state;
+    // Without it, adapters frame every broadcast as stock does (and the fast path a second time).
+    const encode = installEncode();
+    if (encode !== undefined)
+      logger.warn({ reason: encode }, "deferred broadcast framing disabled");
   }
   return {
     get enabled() {
