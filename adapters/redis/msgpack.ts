@@ -75,13 +75,19 @@ function utf8Write(str: string, offset: number): void {
 const isWellFormed = (str: string) =>
   (str as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-function writeString(value: string): void {
-  // A lone surrogate: notepack's two UTF-8 paths (and its key cache) disagree on it.
-  if (!isWellFormed(value)) {
+/**
+ * Writes a string as notepack does: its own UTF-8 loop to count up to 32 UTF-16 units and to
+ * write up to 32 bytes, Buffer's beyond (the two agree on well-formed strings, and on a value
+ * with a lone surrogate we take notepack's exact choices). A map key is written by notepack's
+ * key cache, always with its own loop: a non-ASCII key must be well-formed for the bytes to be
+ * the same, else the whole value goes to notepack.
+ */
+function writeString(value: string, key: boolean): void {
+  const length = value.length > MICRO_OPT_LEN ? Buffer.byteLength(value) : utf8Length(value);
+  if (key && length !== value.length && !isWellFormed(value)) {
     unsupported = true;
     return;
   }
-  const length = value.length > MICRO_OPT_LEN ? Buffer.byteLength(value) : utf8Length(value);
   reserve(5 + length);
   const buf = scratch;
   if (length < 0x20) {
@@ -93,15 +99,12 @@ function writeString(value: string): void {
     buf[pos++] = 0xda;
     buf[pos++] = length >> 8;
     buf[pos++] = length;
-  } else if (length < 0x100000000) {
+  } else {
     buf[pos++] = 0xdb;
     buf[pos++] = length >> 24;
     buf[pos++] = length >> 16;
     buf[pos++] = length >> 8;
     buf[pos++] = length;
-  } else {
-    unsupported = true;
-    return;
   }
   if (length > MICRO_OPT_LEN) buf.write(value, pos, length, "utf8");
   else utf8Write(value, pos);
@@ -204,7 +207,7 @@ function writeValue(value: unknown): void {
   if (unsupported) return;
   switch (typeof value) {
     case "string":
-      return writeString(value);
+      return writeString(value, false);
     case "number":
       return writeNumber(value);
     case "boolean":
@@ -256,17 +259,32 @@ function writeValue(value: unknown): void {
     return;
   }
   const object = value as Record<string, unknown>;
-  // Object.keys' order is for-in's for own keys; for-in walks the enum cache without an array.
+  // One pass: a fixmap header (fewer than 16 entries, as almost always), moved back by two bytes
+  // for a map 16 / four for a map 32 header when there were more. Object.keys' order is for-in's
+  // for own keys; for-in walks the enum cache without making an array.
+  reserve(1);
+  const header = pos++;
   let count = 0;
-  for (const key in object) if (Object.hasOwn(object, key) && !skipped(object[key])) count++;
-  writeLength(count, 0x80, 0x10, 0xde, 0xdf);
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
     const item = object[key];
     if (skipped(item)) continue;
-    writeString(key);
+    count++;
+    writeString(key, true);
     writeValue(item);
   }
+  if (count < 0x10) {
+    scratch[header] = 0x80 | count;
+    return;
+  }
+  const extra = count < 0x10000 ? 2 : 4;
+  reserve(extra);
+  scratch.copyWithin(header + 1 + extra, header + 1, pos);
+  pos += extra;
+  const end = pos;
+  pos = header;
+  writeLength(count, 0x80, 0x10, 0xde, 0xdf);
+  pos = end;
 }
 
 /**

@@ -69,7 +69,12 @@ describe("the Redis adapter's MessagePack encoding", () => {
   });
 
   it("encodes large values, beyond its scratch buffer, and small ones after them", () => {
-    const big = { data: "x".repeat(200_000), list: Array.from({ length: 70_000 }, (_, i) => i) };
+    const big = {
+      data: "x".repeat(200_000),
+      list: Array.from({ length: 70_000 }, (_, i) => i),
+      map: Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, i])),
+      map16: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, i])),
+    };
     expect(encode(big).equals(notepack.encode(big))).toBe(true);
     expect(encode(["a", 1]).equals(notepack.encode(["a", 1]))).toBe(true);
   });
