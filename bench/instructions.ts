@@ -24,6 +24,9 @@ interface Run {
   target: string;
   publishes: number;
   instructions: number;
+  /** Collections in the run (node's --trace-gc): a mark-compact more in one run moves the marginal. */
+  scavenges: number;
+  markCompacts: number;
 }
 
 const args = process.argv.slice(2);
@@ -44,7 +47,14 @@ function startUnderCallgrind(target: string, port: number, redisUrl: string, out
   const serverArgs = target === "sio" ? [script, String(port), redisUrl] : [script, "gateway"];
   return spawn(
     "valgrind",
-    ["--tool=callgrind", "--smc-check=all", `--callgrind-out-file=${out}`, "node", ...serverArgs],
+    [
+      "--tool=callgrind",
+      "--smc-check=all",
+      `--callgrind-out-file=${out}`,
+      "node",
+      "--trace-gc",
+      ...serverArgs,
+    ],
     {
       env: {
         ...process.env,
@@ -59,9 +69,24 @@ function startUnderCallgrind(target: string, port: number, redisUrl: string, out
         RATE_LIMIT_BURST: "1000000",
         SHUTDOWN_DRAIN_MS: "0",
       },
-      stdio: ["ignore", "ignore", "ignore"],
+      stdio: ["ignore", "pipe", "ignore"],
     },
   );
+}
+
+/** Counts the collections node's --trace-gc reports on `server`'s stdout. */
+function countCollections(server: ChildProcess) {
+  const counts = { scavenges: 0, markCompacts: 0 };
+  let rest = "";
+  server.stdout?.on("data", (chunk: Buffer) => {
+    const lines = (rest + chunk.toString()).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.includes(" Scavenge ")) counts.scavenges++;
+      else if (line.includes(" Mark-Compact ")) counts.markCompacts++;
+    }
+  });
+  return counts;
 }
 
 /** A client connected to `url`, retrying while the (slow) server starts; bounded to ~10 min. */
@@ -90,6 +115,7 @@ async function measure(target: string, publishes: number): Promise<Run> {
   const port = await freePort();
   const out = join(tmpdir(), `switchboard-callgrind-${process.pid}-${port}.out`);
   const server = startUnderCallgrind(target, port, redis.url, out);
+  const collections = countCollections(server);
   const exited = new Promise((resolve) => server.once("exit", resolve));
   const sockets: Socket[] = [];
   try {
@@ -124,7 +150,7 @@ async function measure(target: string, publishes: number): Promise<Run> {
   const totals = /^totals: (\d+)/m.exec(readFileSync(out, "utf8"));
   rmSync(out, { force: true });
   if (!totals) throw new Error(`${target}: no callgrind totals`);
-  return { target, publishes, instructions: Number(totals[1]) };
+  return { target, publishes, instructions: Number(totals[1]), ...collections };
 }
 
 async function main() {
@@ -135,7 +161,8 @@ async function main() {
     const perPublish = (b.instructions - a.instructions) / (TO - FROM);
     console.log(
       `${target}: ${Math.round(perPublish).toLocaleString("en")} per publish ` +
-        `(${a.instructions.toLocaleString("en")} at ${FROM}, ${b.instructions.toLocaleString("en")} at ${TO})`,
+        `(${a.instructions.toLocaleString("en")} at ${FROM}, ${b.instructions.toLocaleString("en")} at ${TO}; ` +
+        `scavenges ${a.scavenges} / ${b.scavenges}, mark-compacts ${a.markCompacts} / ${b.markCompacts})`,
     );
   }
 }
