@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import type { Namespace, ServerOptions } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../core/errors.js";
@@ -76,9 +77,12 @@ export async function createBackplane(
     case "cluster":
       return {
         kind: "cluster",
-        adapter: (await import("@socket.io/cluster-adapter")).createAdapter(
-          heartbeat,
-        ) as unknown as (nsp: Namespace) => Adapter,
+        // CommonJS, so loaded with require: see "What a gateway loads at start" in ARCHITECTURE.md.
+        adapter: (
+          createRequire(import.meta.url)(
+            "@socket.io/cluster-adapter",
+          ) as typeof import("@socket.io/cluster-adapter")
+        ).createAdapter(heartbeat) as unknown as (nsp: Namespace) => Adapter,
         serverOptions: {},
         // The primary relays all cluster traffic; the IPC channel to it is the backplane.
         isConnected: () => process.connected === true,

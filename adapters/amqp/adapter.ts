@@ -1,7 +1,8 @@
 import type { Namespace } from "socket.io";
+import type * as SocketIoAdapter from "socket.io-adapter";
 import type { BroadcastOptions, ClusterMessage, ClusterResponse, Room } from "socket.io-adapter";
-import { ClusterAdapterWithHeartbeat, MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { ClusterAdapterWithHeartbeat, MessageType } from "./cjs.js";
 import { SwitchboardMessageType, type WireMessage } from "./codec.js";
 import type { ResolvedAdapterOptions } from "./options.js";
 import {
@@ -26,7 +27,7 @@ import {
 } from "./routing.js";
 import type { AmqpTransport, TransportStats } from "./transport.js";
 
-type PublishInput = Parameters<ClusterAdapterWithHeartbeat["publish"]>[0];
+type PublishInput = Parameters<SocketIoAdapter.ClusterAdapterWithHeartbeat["publish"]>[0];
 
 /**
  * Socket.IO adapter over RabbitMQ. As socket.io-adapter requires, it

@@ -1,10 +1,11 @@
-import amqp, { type ChannelModel } from "amqplib";
+import type { ChannelModel } from "amqplib";
 import type { Namespace } from "socket.io";
 import { ErrorCode, errorMessage, SwitchboardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { redactUrl } from "../../core/redact.js";
 import { backoffDelay, pause } from "../../core/retry.js";
 import type { AmqpAdapter } from "./adapter.js";
+import { amqplib as amqp } from "./cjs.js";
 import { createAmqpAdapter } from "./factory.js";
 import { emptyStats, type TransportStats } from "./stats.js";
 

@@ -1,6 +1,6 @@
-import { Decoder, Encoder } from "@msgpack/msgpack";
-import { type ClusterMessage, type ClusterResponse, MessageType } from "socket.io-adapter";
+import type { ClusterMessage, ClusterResponse } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { Decoder, Encoder, MessageType } from "./cjs.js";
 
 /**
  * Wire version, the first byte of every frame. Bump it when the envelope

@@ -1,8 +1,8 @@
 import type { ChannelModel } from "amqplib";
 import type { BroadcastFlags, ClusterMessage } from "socket.io-adapter";
-import { MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { RESERVED_EVENTS } from "../../core/names.js";
+import { MessageType } from "./cjs.js";
 import { EMITTER_UID } from "./codec.js";
 import { type AmqpTransportOptions, assertConnection, resolveTransportOptions } from "./options.js";
 import { Router } from "./routing.js";

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { type ClusterAdapterWithHeartbeat, MessageType } from "socket.io-adapter";
+import type * as SocketIoAdapter from "socket.io-adapter";
+import type { ClusterAdapterWithHeartbeat } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
+import { MessageType } from "./cjs.js";
 
 export type RequestKind = "fetchSockets" | "serverSideEmit" | "allRooms";
 export type Settle = (error: SwitchboardError | null, responses: unknown[]) => void;
@@ -16,7 +18,7 @@ export type Settle = (error: SwitchboardError | null, responses: unknown[]) => v
  * names the first, and the timeout and close settle through the second.
  */
 interface PendingRequest {
-  type: MessageType.FETCH_SOCKETS | MessageType.SERVER_SIDE_EMIT;
+  type: SocketIoAdapter.MessageType.FETCH_SOCKETS | SocketIoAdapter.MessageType.SERVER_SIDE_EMIT;
   resolve: (...args: never[]) => void;
   timeout: NodeJS.Timeout;
   missingUids: Set<string>;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { BroadcastFlags, BroadcastOptions, Room } from "socket.io-adapter";
-import { MessageType } from "socket.io-adapter";
 import { isSocketIdShaped } from "../../core/names.js";
+import { MessageType } from "./cjs.js";
 import type { WireMessage } from "./codec.js";
 
 /**

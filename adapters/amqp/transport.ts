@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import { MessageType } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { backoffDelay, withTimeout } from "../../core/retry.js";
+import { MessageType } from "./cjs.js";
 import { decodeMessage, encodeMessage, type WireMessage } from "./codec.js";
 import type { ResolvedTransportOptions } from "./options.js";
 import { Outbox } from "./outbox.js";

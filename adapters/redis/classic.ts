@@ -1,9 +1,18 @@
-import { encode } from "@msgpack/msgpack";
-import { RedisAdapter, type RedisAdapterOptions } from "@socket.io/redis-adapter";
+import { createRequire } from "node:module";
+import type {
+  RedisAdapter as OfficialRedisAdapter,
+  RedisAdapterOptions,
+} from "@socket.io/redis-adapter";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import type { RedisClient } from "./connection.js";
 import { encodeLikeNotepack } from "./msgpack.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const require = createRequire(import.meta.url);
+const { encode } = require("@msgpack/msgpack") as typeof import("@msgpack/msgpack");
+const { RedisAdapter } =
+  require("@socket.io/redis-adapter") as typeof import("@socket.io/redis-adapter");
 
 /** msgpack's header of a 3-element array (fixarray): how the official adapter frames a broadcast. */
 const FIXARRAY_3 = 0x93;
@@ -26,7 +35,7 @@ const OfficialAdapter = RedisAdapter as unknown as new (
   pubClient: RedisClient,
   subClient: RedisClient,
   opts?: ClassicOptions,
-) => Omit<RedisAdapter, "onmessage"> & {
+) => Omit<OfficialRedisAdapter, "onmessage"> & {
   onmessage(pattern: unknown, channel: Buffer | string, msg: Buffer): void;
   parser: Parser;
 };

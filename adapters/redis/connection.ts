@@ -1,6 +1,12 @@
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { createRequire } from "node:module";
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import { backoffDelay, withTimeout } from "../../core/retry.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { Cluster: ClusterClient, Redis: RedisStandalone } = createRequire(import.meta.url)(
+  "ioredis",
+) as typeof import("ioredis");
 
 /** A standalone client or a cluster client: the official adapters accept both. */
 export type RedisClient = Redis | Cluster;
@@ -61,14 +67,14 @@ export function createClient(
   extra: Partial<ClusterOptions> = {},
 ): RedisClient {
   const url = parseRedisUrl(target.url);
-  if (!target.cluster) return new Redis(target.url, baseOptions(target));
+  if (!target.cluster) return new RedisStandalone(target.url, baseOptions(target));
   const redisOptions: RedisOptions = {
     ...baseOptions(target),
     username: decodeURIComponent(url.username) || undefined,
     password: decodeURIComponent(url.password) || undefined,
     tls: url.protocol === "rediss:" ? {} : undefined,
   };
-  return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+  return new ClusterClient([{ host: url.hostname, port: Number(url.port || 6379) }], {
     redisOptions,
     clusterRetryStrategy: retryStrategy,
     enableOfflineQueue: true,

@@ -1,7 +1,5 @@
+import { createRequire } from "node:module";
 import { setTimeout as delay } from "node:timers/promises";
-import { createShardedAdapter } from "@socket.io/redis-adapter";
-import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
-import { Redis } from "ioredis";
 import type { Namespace } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { type Logger, silentLogger } from "../../core/logger.js";
@@ -20,6 +18,14 @@ import {
 import { joinAfterSubscribed } from "./sharded.js";
 
 export type { DroppedCommand, RedisClient, RedisTarget } from "./connection.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const require = createRequire(import.meta.url);
+const { createShardedAdapter } =
+  require("@socket.io/redis-adapter") as typeof import("@socket.io/redis-adapter");
+const { createAdapter: createStreamsAdapter } =
+  require("@socket.io/redis-streams-adapter") as typeof import("@socket.io/redis-streams-adapter");
+const { Redis } = require("ioredis") as typeof import("ioredis");
 
 export type RedisBackplaneKind = "redis" | "redis-sharded" | "redis-streams";
 

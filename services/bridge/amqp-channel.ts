@@ -1,7 +1,11 @@
 import { randomUUID } from "node:crypto";
-import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
+import { createRequire } from "node:module";
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { backoff, pause } from "../../core/retry.js";
 import type { ChannelOptions, PythonChannel } from "./channel.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const amqp = createRequire(import.meta.url)("amqplib") as typeof import("amqplib");
 
 /**
  * kombu's topology, which python-socketio's KombuManager declares: a fanout exchange named after

@@ -1,6 +1,9 @@
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
 import { backoffDelay } from "../../core/retry.js";
 import type { ChannelOptions, PythonChannel } from "./channel.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { Redis } = createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
 
 /**
  * python-socketio's RedisManager: plain PUBLISH/SUBSCRIBE on the channel name, no key prefix.

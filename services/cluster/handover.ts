@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Server as HttpServer, ServerResponse } from "node:http";
+import { createRequire } from "node:module";
 import { createServer, type Server, Socket } from "node:net";
-import { setupPrimary } from "@socket.io/cluster-adapter";
 import type { Server as SocketIoServer } from "socket.io";
 import type { Logger } from "../gateway/logger.js";
 import {
@@ -9,6 +9,11 @@ import {
   type ConnectionMessage,
   isConnectionMessage,
 } from "./handover-messages.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { setupPrimary } = createRequire(import.meta.url)(
+  "@socket.io/cluster-adapter",
+) as typeof import("@socket.io/cluster-adapter");
 
 /**
  * How `switchboard cluster` gives each connection to one worker, keeping an Engine.IO session's

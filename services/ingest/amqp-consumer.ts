@@ -1,5 +1,5 @@
+import { createRequire } from "node:module";
 import { hostname } from "node:os";
-import amqp from "amqplib";
 import { silentLogger } from "../../core/logger.js";
 import { PUBLISH_DEFAULTS } from "../../core/publish-command.js";
 import { type AmqpPublishTopology, resolveTopology } from "../../core/publish-queue.js";
@@ -8,6 +8,9 @@ import { AmqpReadLoop } from "./amqp-read-loop.js";
 import { type AmqpConnect, AmqpSession } from "./amqp-session.js";
 import { runSessions, type Sleep } from "./sessions.js";
 import type { Ingest, IngestOptions } from "./types.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const amqp = createRequire(import.meta.url)("amqplib") as typeof import("amqplib");
 
 export { DEAD_LETTER_HEADERS } from "./amqp-dead-letter.js";
 

@@ -1,6 +1,10 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { createRequire } from "node:module";
+import type { RedisOptions } from "ioredis";
 import { errorMessage } from "../../core/errors.js";
 import { backoffDelay } from "../../core/retry.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const { Redis } = createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
 
 /** One stream entry as Redis returns it; `fields` is null when the entry was deleted. */
 export interface StreamEntry {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type { ChannelModel, ConfirmChannel } from "amqplib";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
 import {
   checkPublishCommand,
@@ -13,6 +13,11 @@ import {
   resolveTopology,
 } from "../../core/publish-queue.js";
 import { backoffDelay, withTimeout } from "../../core/retry.js";
+
+// CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
+const require = createRequire(import.meta.url);
+const amqp = require("amqplib") as typeof import("amqplib");
+const { Redis } = require("ioredis") as typeof import("ioredis");
 
 export type PublishVia = "amqp" | "redis" | "http";
 
