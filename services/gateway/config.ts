@@ -184,6 +184,14 @@ const buildSchema = () =>
       /** Largest `data` of one client `publish`, serialized as JSON. */
       MAX_PUBLISH_BYTES: int(16, 100 * 1024 * 1024, 16 * 1024),
       MAX_ROOMS_PER_SOCKET: int(1, 100_000, 100),
+      /**
+       * Bytes a gateway holds for one client that does not read (unsent WebSocket bytes and
+       * engine.io's write buffer); past it the client is disconnected. 0: no bound.
+       */
+      MAX_CLIENT_BUFFER_BYTES: int(0, 1024 * 1024 * 1024, 1024 * 1024).refine(
+        (value) => value === 0 || value >= 64 * 1024,
+        "must be 0 (no bound) or at least 65536",
+      ),
       /** Sustained client events per second per socket (token bucket refill). */
       RATE_LIMIT_PER_SEC: int(1, 1_000_000, 20),
       /** Token bucket size: how many events a socket may send in a burst. */

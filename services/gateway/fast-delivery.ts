@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import type { Registry } from "prom-client";
 import type { Server } from "socket.io";
 import type { Logger } from "./logger.js";
+import { type BufferedConn, dropIfSlow } from "./slow-consumers.js";
 
 // CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
 const { Counter } = createRequire(import.meta.url)("prom-client") as typeof import("prom-client");
@@ -220,6 +221,11 @@ interface GatewayState {
   fast: number;
   stock: number;
   logger: Logger;
+  /** Why the fast path is off for this server (its packets go stock; the buffer bound holds). */
+  fastOff: string | undefined;
+  /** MAX_CLIENT_BUFFER_BYTES (0: no bound) and what to do when a client passes it. */
+  maxBufferedBytes: number;
+  onSlowConsumer: (pending: number, connection: string) => void;
 }
 
 const STATE = Symbol("switchboard.fastDelivery");
@@ -278,7 +284,15 @@ function fastWriteToEngine(this: EngineClient, encodedPackets: unknown, opts: Pa
   const state = this.server[STATE];
   if (state !== undefined) {
     const conn = this.conn;
-    if (wsTransport !== undefined) {
+    if (
+      state.maxBufferedBytes > 0 &&
+      dropIfSlow(conn as unknown as BufferedConn, state.maxBufferedBytes, state.onSlowConsumer)
+    ) {
+      return;
+    }
+    if (state.fastOff !== undefined) {
+      // Stock path for every packet of this server.
+    } else if (wsTransport !== undefined) {
       const text = opts.volatile ? undefined : singleText(encodedPackets);
       let fast = false;
       try {
@@ -327,7 +341,8 @@ let stockEncode: Encode | undefined;
  * the room (a gateway that only relays its clients' publishes to the backplane).
  */
 function deferredEncode(this: EncodingAdapter, packet: unknown, opts: PacketOptions): unknown[] {
-  if (this.nsp?.server?.[STATE] === undefined || wsTransport === undefined) {
+  const state = this.nsp?.server?.[STATE];
+  if (state === undefined || state.fastOff !== undefined || wsTransport === undefined) {
     return (stockEncode as Encode).call(this, packet, opts);
   }
   opts[DEFERRED] = true;
@@ -399,20 +414,41 @@ function install(): string | undefined {
 export function createFastDelivery(
   io: Server,
   logger: Logger,
+  options: {
+    /** MAX_CLIENT_BUFFER_BYTES: a client with more waiting is disconnected; 0: no bound. */
+    maxBufferedBytes?: number;
+    /** Called once for each client disconnected for it (engine.io connection id). */
+    onSlowConsumer?: (pending: number, connection: string) => void;
+  } = {},
   internals: string | undefined = checkInternals(),
 ): FastDelivery {
-  const state: GatewayState = { fast: 0, stock: 0, logger };
   const engineOpts = (io.engine as unknown as { opts?: { perMessageDeflate?: unknown } }).opts;
-  const disabled =
-    internals ?? (engineOpts?.perMessageDeflate ? "perMessageDeflate on" : undefined) ?? install();
-  if (disabled !== undefined) {
-    logger.warn({ reason: disabled }, "fast delivery path disabled");
-  } else {
+  const state: GatewayState = {
+    fast: 0,
+    stock: 0,
+    logger,
+    fastOff: engineOpts?.perMessageDeflate ? "perMessageDeflate on" : undefined,
+    maxBufferedBytes: options.maxBufferedBytes ?? 0,
+    onSlowConsumer: options.onSlowConsumer ?? (() => {}),
+  };
+  // The patch carries the client buffer bound too: installed unless Socket.IO is not as expected.
+  const unpatched = internals ?? install();
+  const disabled = unpatched ?? state.fastOff;
+  if (disabled !== undefined) logger.warn({ reason: disabled }, "fast delivery path disabled");
+  if (unpatched !== undefined && state.maxBufferedBytes > 0) {
+    logger.error(
+      { reason: unpatched },
+      "MAX_CLIENT_BUFFER_BYTES is not enforced: Socket.IO's write path is not as expected",
+    );
+  }
+  if (unpatched === undefined) {
     (io as unknown as EngineClient["server"])[STATE] = state;
-    // Without it, adapters frame every broadcast as stock does (and the fast path a second time).
-    const encode = installEncode();
-    if (encode !== undefined)
-      logger.warn({ reason: encode }, "deferred broadcast framing disabled");
+    if (state.fastOff === undefined) {
+      // Without it, adapters frame every broadcast as stock does (and the fast path a second time).
+      const encode = installEncode();
+      if (encode !== undefined)
+        logger.warn({ reason: encode }, "deferred broadcast framing disabled");
+    }
   }
   return {
     get enabled() {

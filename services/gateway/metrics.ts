@@ -56,6 +56,11 @@ export function createGatewayMetrics(
     labelNames: ["reason"],
     registers: [registry],
   });
+  const slowConsumers = new Counter({
+    name: "switchboard_gateway_slow_consumer_disconnects_total",
+    help: "Clients disconnected for having more than MAX_CLIENT_BUFFER_BYTES waiting to be sent",
+    registers: [registry],
+  });
   const handshakeRefusals = new Counter({
     name: "switchboard_gateway_handshake_refusals_total",
     help: "Socket.IO connections refused at the handshake, by code (missing_token, invalid_token…)",
@@ -104,6 +109,7 @@ export function createGatewayMetrics(
     connections,
     clientEvent,
     disconnects,
+    slowConsumers,
     handshakeRefusals,
     ready,
     ingestedCommands,

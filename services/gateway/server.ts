@@ -167,7 +167,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     logger.debug({ socket: this.id, reason }, "client disconnected");
   }
   // Local deliveries to idle WebSocket clients skip engine.io's write buffer (fast-delivery.ts).
-  const fastDelivery = createFastDelivery(io, logger);
+  // ...and a client that does not read is disconnected past MAX_CLIENT_BUFFER_BYTES (same seam).
+  const fastDelivery = createFastDelivery(io, logger, {
+    maxBufferedBytes: config.maxClientBufferBytes,
+    onSlowConsumer: (pending, connection) => {
+      metrics.slowConsumers.inc();
+      logger.info(
+        { connection, pendingBytes: pending, limit: config.maxClientBufferBytes },
+        "client disconnected: more than MAX_CLIENT_BUFFER_BYTES waiting to be sent (it does not read)",
+      );
+    },
+  });
   registerFastDeliveryMetric(metrics.registry, fastDelivery);
   const onConnection = (socket: Socket) => {
     logger.debug(

@@ -244,7 +244,8 @@ describe.each([
 
 describe("a slow client on the fast path", () => {
   it("keeps stock backpressure: once its socket holds unsent bytes, packets queue in engine.io and all arrive in order", async () => {
-    const { gateway, url, close } = await startInProcessGateway();
+    // Unbounded, as stock: this is about the order of what waits (slow-consumer.test.ts has the bound).
+    const { gateway, url, close } = await startInProcessGateway({ MAX_CLIENT_BUFFER_BYTES: "0" });
     onTestFinished(close);
     const slow = await connectClient(url);
     const room = `slow:${Date.now()}`;

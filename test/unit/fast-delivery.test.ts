@@ -148,7 +148,7 @@ describe("when the fast path turns itself off", () => {
   });
 
   it("stays off when the internals check failed", () => {
-    expect(createFastDelivery(io({}), logger, "ws Sender.frame missing").enabled).toBe(false);
+    expect(createFastDelivery(io({}), logger, {}, "ws Sender.frame missing").enabled).toBe(false);
   });
 
   it("is on otherwise", () => {
