@@ -66,7 +66,11 @@ export interface HandoverPrimary {
  * The primary's side, with cluster-adapter relaying between workers. Call before forking.
  * `headersTimeout`: ms a client has to send its request head.
  */
-export function setupHandoverPrimary(options: { headersTimeout: number }): HandoverPrimary {
+export function setupHandoverPrimary(options: {
+  headersTimeout: number;
+  /** Requests the primary answers itself (by request line), on this HTTP server of its own. */
+  local?: { matches(requestLine: string): boolean; server: HttpServer };
+}): HandoverPrimary {
   // "advanced" (structured clone) keeps Buffers binary between workers, as the cluster adapter
   // and the hand-over require; JSON would turn them into {type: "Buffer", data: [...]}.
   cluster.setupPrimary({ serialization: "advanced" });
@@ -162,6 +166,13 @@ export function setupHandoverPrimary(options: { headersTimeout: number }): Hando
       // the worker to read.
       (socket as Socket & { _handle?: { readStop?: () => void } | null })._handle?.readStop?.();
       socket.pause();
+      const local = options.local;
+      if (local?.matches(read.toString("latin1", 0, Math.max(0, read.indexOf("\r\n"))))) {
+        local.server.emit("connection", socket);
+        socket.emit("data", read);
+        socket.resume();
+        return;
+      }
       const worker = pick(read);
       if (!worker) {
         refuse(socket, "503 Service Unavailable");

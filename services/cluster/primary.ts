@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { countConnectionsForWorkers } from "./connection-count.js";
 import { setupHandoverPrimary } from "./handover.js";
+import { createClusterMetricsServer, isMetricsRequest } from "./metrics.js";
 
 /**
  * `switchboard cluster`: a primary that owns the port and forks `WORKERS` gateway workers.
@@ -63,7 +64,18 @@ export function createClusterPrimary(
 
   // The primary reads each connection's request head before a worker gets it: a client that
   // sends nothing, or not a whole head, is this server's to time out, with a gateway's bound.
-  const handover = setupHandoverPrimary({ headersTimeout: config.httpHeadersTimeoutMs });
+  const handover = setupHandoverPrimary({
+    headersTimeout: config.httpHeadersTimeoutMs,
+    // GET /metrics: every worker's metrics, from the primary (metrics.ts).
+    local: {
+      matches: isMetricsRequest,
+      server: createClusterMetricsServer({
+        metricsToken: config.metricsToken,
+        headersTimeout: config.httpHeadersTimeoutMs,
+        requestTimeout: config.httpRequestTimeoutMs,
+      }),
+    },
+  });
   const server = handover.server;
   countConnectionsForWorkers();
 

@@ -4,6 +4,7 @@ import { isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { primaryConnectionCount } from "./connection-count.js";
 import { releaseEarlyConnections } from "./early-connections.js";
 import { setupHandoverWorker } from "./handover.js";
+import { serveMetricsToPrimary } from "./metrics.js";
 
 /**
  * A worker of `switchboard cluster`: a gateway that does not listen; the primary hands it
@@ -18,6 +19,7 @@ export async function runClusterWorker(config: Config): Promise<GatewayProcess> 
     if (isIpcMessage(message, SHUTDOWN_MESSAGE)) running.requestShutdown("primary");
   });
   setupHandoverWorker(running.gateway.io, running.logger);
+  serveMetricsToPrimary(running.gateway.metrics.registry);
   // Every listener is in place: replay what the primary sent while this worker was loading.
   releaseEarlyConnections();
   process.send?.({ type: READY_MESSAGE });

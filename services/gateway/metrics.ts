@@ -16,10 +16,18 @@ export function createGatewayMetrics(
   const registry = new Registry();
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry, prefix: "switchboard_process_" });
+  // Sampled at scrape time, whoever scrapes (the gateway's /metrics, or a cluster primary).
+  let sample: () => { connections: number; ready: boolean } = () => ({
+    connections: 0,
+    ready: false,
+  });
   const connections = new Gauge({
     name: "switchboard_gateway_connections",
     help: "Socket.IO connections currently open on this gateway",
     registers: [registry],
+    collect() {
+      this.set(sample().connections);
+    },
   });
   // Counted in plain numbers on the hot path and added to the counter at scrape time: prom-client's
   // `inc` with labels builds a hash string of them on every call (one per client event).
@@ -71,6 +79,9 @@ export function createGatewayMetrics(
     name: "switchboard_gateway_ready",
     help: "1 when the gateway is ready (backplane connected, not draining)",
     registers: [registry],
+    collect() {
+      this.set(sample().ready ? 1 : 0);
+    },
   });
   const ingestedCommands = new Counter({
     name: "switchboard_ingest_commands_total",
@@ -106,6 +117,10 @@ export function createGatewayMetrics(
   }
   return {
     registry,
+    /** What the connections and ready gauges read when scraped. */
+    sampleWith(fn: () => { connections: number; ready: boolean }) {
+      sample = fn;
+    },
     connections,
     clientEvent,
     disconnects,

@@ -83,8 +83,6 @@ export function createGateway(options: GatewayOptions): Gateway {
     extra: routes,
     metricsToken: config.metricsToken,
     metrics: async () => {
-      metrics.connections.set(io.engine.clientsCount);
-      metrics.ready.set(readiness().ready ? 1 : 0);
       return {
         contentType: metrics.registry.contentType,
         body: await metrics.registry.metrics(),
@@ -121,6 +119,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     allowRequest: admission.allowRequest,
   });
   admission.track(io);
+  metrics.sampleWith(() => ({ connections: io.engine.clientsCount, ready: readiness().ready }));
   const enginePath = io.path().endsWith("/") ? io.path() : `${io.path()}/`;
   admission.guardUpgrades(httpServer, enginePath);
   // Memory: the handshake and upgrade requests are not kept for the life of each connection.

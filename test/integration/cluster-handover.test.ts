@@ -6,6 +6,7 @@ import { type GatewayProcess, startGateway } from "../support/gateway-process.js
 import { waitFor } from "../support/wait.js";
 
 const KEY = "cluster-handover-test-key-0123456789";
+const METRICS_TOKEN = "cluster-metrics-token-0123456789";
 
 /**
  * What the primary of `switchboard cluster` reads before it hands a connection to a worker, and
@@ -24,6 +25,7 @@ describe("switchboard cluster: the hand-over of connections to workers", () => {
         HTTP_REQUEST_TIMEOUT_MS: "2000",
         HTTP_KEEP_ALIVE_TIMEOUT_MS: "1000",
         PUBLISH_API_KEYS: KEY,
+        METRICS_TOKEN,
       },
     });
     await waitFor(() => cluster.output().split("worker ready").length - 1 >= 2, {
@@ -62,6 +64,29 @@ describe("switchboard cluster: the hand-over of connections to workers", () => {
       });
     });
   }
+
+  it("answers GET /metrics with every worker's metrics, behind METRICS_TOKEN", async () => {
+    // A client on each worker, so that each has a connection to count.
+    const clients = await Promise.all([connectClient(cluster.url), connectClient(cluster.url)]);
+    const workers = new Set<string>();
+    for (const client of clients) workers.add((await whoami(client)).gateway);
+    expect(workers.size).toBe(2);
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${cluster.url}/metrics`, {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+      });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      for (const worker of workers) {
+        expect(text).toMatch(
+          new RegExp(`^switchboard_gateway_connections\\{[^}]*gateway="${worker}"[^}]*\\} 1$`, "m"),
+        );
+      }
+    }
+    const refused = await fetch(`${cluster.url}/metrics`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("www-authenticate")).toBe('Bearer realm="metrics"');
+  });
 
   it("answers 408 to a request head that never ends, within HTTP_HEADERS_TIMEOUT_MS", async () => {
     const result = await raw([Buffer.from("GET /healthz HTTP/1.1\r\nHost: x\r\n")]);
