@@ -3,7 +3,16 @@ import { cpus } from "node:os";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
 import { LoadSession, round } from "./load.js";
-import { here, loadAverage, pin, runMain, type ServerProcess, startServer } from "./procs.js";
+import {
+  envNumber,
+  gatewayEnv,
+  here,
+  loadAverage,
+  pin,
+  runMain,
+  type ServerProcess,
+  startServer,
+} from "./procs.js";
 
 /**
  * Garbage per delivery, a measure that holds on a busy machine (bytes and collections are counts,
@@ -23,17 +32,10 @@ import { here, loadAverage, pin, runMain, type ServerProcess, startServer } from
  * (1000), ALLOC_WARMUP_MS (8000), ALLOC_DURATION_MS (5000).
  */
 
-const num = (name: string, fallback: number) => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-};
-const REPEATS = num("ALLOC_REPEATS", 1);
-const RATE = num("ALLOC_RATE", 1000);
-const WARMUP_MS = num("ALLOC_WARMUP_MS", 8000);
-const DURATION_MS = num("ALLOC_DURATION_MS", 5000);
+const REPEATS = envNumber("ALLOC_REPEATS", 1);
+const RATE = envNumber("ALLOC_RATE", 1000);
+const WARMUP_MS = envNumber("ALLOC_WARMUP_MS", 8000);
+const DURATION_MS = envNumber("ALLOC_DURATION_MS", 5000);
 const SPLIT = process.env.ALLOC_SPLIT === "1";
 const HEAP_DIR = process.env.ALLOC_HEAP_DIR;
 const LOAD = { clients: 200, rooms: 20, publishers: 10, payloadBytes: 100, workers: 2 };
@@ -68,18 +70,7 @@ async function startTarget(target: string, redisUrl: string, i: number) {
     script: target === "sb" ? here("../bin/switchboard.js") : target,
     args: ["gateway"],
     readyPath: "/readyz",
-    env: {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      GATEWAY_ID: `alloc-${i}`,
-      BACKPLANE: "redis",
-      REDIS_URL: redisUrl,
-      LOG_LEVEL: "warn",
-      INGEST: "off",
-      RATE_LIMIT_PER_SEC: "1000000",
-      RATE_LIMIT_BURST: "1000000",
-      SHUTDOWN_DRAIN_MS: "0",
-    },
+    env: gatewayEnv(port, `alloc-${i}`, { BACKPLANE: "redis", REDIS_URL: redisUrl }),
   });
 }
 

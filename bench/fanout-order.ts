@@ -3,7 +3,7 @@ import type { Socket } from "socket.io-client";
 import { connectClient, request } from "../test/support/clients.js";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
-import { here, pin, runMain, type ServerProcess, startServer } from "./procs.js";
+import { gatewayEnv, here, pin, runMain, type ServerProcess, startServer } from "./procs.js";
 import { now, summarize } from "./stats.js";
 
 /**
@@ -67,18 +67,7 @@ async function run(cli: string, redisUrl: string) {
           readyPath: "/readyz",
           port,
           cpus: "0",
-          env: {
-            PORT: String(port),
-            HOST: "127.0.0.1",
-            GATEWAY_ID: `fanout-${i}`,
-            BACKPLANE: "redis",
-            REDIS_URL: redisUrl,
-            LOG_LEVEL: "warn",
-            INGEST: "off",
-            RATE_LIMIT_PER_SEC: "1000000",
-            RATE_LIMIT_BURST: "1000000",
-            SHUTDOWN_DRAIN_MS: "0",
-          },
+          env: gatewayEnv(port, `fanout-${i}`, { BACKPLANE: "redis", REDIS_URL: redisUrl }),
         }),
       );
     }

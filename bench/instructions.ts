@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { io, type Socket } from "socket.io-client";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
-import { here, runMain } from "./procs.js";
+import { gatewayEnv, here, runMain } from "./procs.js";
 
 /**
  * Instructions per publish of one server process, counted by valgrind's callgrind: repeatable
@@ -58,16 +58,7 @@ function startUnderCallgrind(target: string, port: number, redisUrl: string, out
     {
       env: {
         ...process.env,
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        GATEWAY_ID: "callgrind",
-        BACKPLANE: "redis",
-        REDIS_URL: redisUrl,
-        LOG_LEVEL: "warn",
-        INGEST: "off",
-        RATE_LIMIT_PER_SEC: "1000000",
-        RATE_LIMIT_BURST: "1000000",
-        SHUTDOWN_DRAIN_MS: "0",
+        ...gatewayEnv(port, "callgrind", { BACKPLANE: "redis", REDIS_URL: redisUrl }),
       },
       stdio: ["ignore", "pipe", "ignore"],
     },

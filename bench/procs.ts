@@ -80,6 +80,38 @@ export function findPids(needles: string[]): number[] {
   return pids;
 }
 
+/** A positive number from the environment variable `name`, or `fallback` when unset or empty. */
+export function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+}
+
+/**
+ * The environment of a Switchboard gateway under a bench: loopback, quiet, no ingest, no drain at
+ * stop, and the per-socket rate limits lifted (the publishers send 100/s each; the bench is not
+ * about those limits). `extra` adds the backplane and whatever the bench varies.
+ */
+export function gatewayEnv(
+  port: number,
+  gatewayId: string,
+  extra: Record<string, string>,
+): Record<string, string> {
+  return {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    GATEWAY_ID: gatewayId,
+    LOG_LEVEL: "warn",
+    INGEST: "off",
+    RATE_LIMIT_PER_SEC: "1000000",
+    RATE_LIMIT_BURST: "1000000",
+    SHUTDOWN_DRAIN_MS: "0",
+    ...extra,
+  };
+}
+
 export interface ServerProcess {
   readonly name: string;
   readonly pid: number;

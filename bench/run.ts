@@ -7,7 +7,9 @@ import { startPrivateRedis } from "../test/support/redis-server.js";
 import { type Accounted, LoadSession, round, type StepResult } from "./load.js";
 import {
   countEvents,
+  envNumber,
   findPids,
+  gatewayEnv,
   here,
   loadAverage,
   type ProfileWindow,
@@ -38,27 +40,20 @@ import {
  */
 
 const QUICK = process.env.BENCH_QUICK === "1";
-const num = (name: string, fallback: number) => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-};
-const REPEATS = num("BENCH_REPEATS", QUICK ? 1 : 3);
-const DURATION_MS = num("BENCH_DURATION_MS", QUICK ? 3000 : 5000);
-const RATE = num("BENCH_RATE", 1000);
+const REPEATS = envNumber("BENCH_REPEATS", QUICK ? 1 : 3);
+const DURATION_MS = envNumber("BENCH_DURATION_MS", QUICK ? 3000 : 5000);
+const RATE = envNumber("BENCH_RATE", 1000);
 /**
  * Load before the measured window of a fixed-load cell, in ms. Long enough for the servers to
  * reach their steady state: with 2 s, a good part of the window's CPU is still V8's optimizing
  * compiler (pinned to the servers' core with them), charged per delivery (see BENCHMARKS.md).
  */
-const WARMUP_MS = num("BENCH_WARMUP_MS", QUICK ? 3000 : 8000);
+const WARMUP_MS = envNumber("BENCH_WARMUP_MS", QUICK ? 3000 : 8000);
 /** Idle time before each memory sample (base, then with the connections), as ../shared/bench's mem.mjs. */
-const SETTLE_MS = num("BENCH_SETTLE_MS", 3000);
-const SATURATION_RATE = num("BENCH_SATURATION_RATE", 2500);
-const IDLE_CONNECTIONS = num("BENCH_IDLE_CONNECTIONS", QUICK ? 5000 : 10_000);
-const CONNECT_CLIENTS = num("BENCH_CONNECT_CLIENTS", 2000);
+const SETTLE_MS = envNumber("BENCH_SETTLE_MS", 3000);
+const SATURATION_RATE = envNumber("BENCH_SATURATION_RATE", 2500);
+const IDLE_CONNECTIONS = envNumber("BENCH_IDLE_CONNECTIONS", QUICK ? 5000 : 10_000);
+const CONNECT_CLIENTS = envNumber("BENCH_CONNECT_CLIENTS", 2000);
 const ONLY = process.env.BENCH_ONLY?.split(",");
 /** A directory: servers are CPU-profiled during the measured windows, the profiles written there. */
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
@@ -151,21 +146,12 @@ async function startTarget(name: TargetName, b: Brokers, count?: number): Promis
             script: name.endsWith("-alt") && ALT_CLI ? ALT_CLI : CLI,
             args: ["gateway"],
             readyPath: "/readyz",
-            env: {
-              PORT: String(port),
-              HOST: "127.0.0.1",
-              GATEWAY_ID: `${name}-${i}`,
+            env: gatewayEnv(port, `${name}-${i}`, {
               BACKPLANE: backplane,
               REDIS_URL: b.redisUrl,
               AMQP_URL: b.amqpUrl,
               AMQP_EXCHANGE: exchange,
-              LOG_LEVEL: "warn",
-              INGEST: "off",
-              // The publishers send 100/s each: lift the per-socket limits the bench is not about.
-              RATE_LIMIT_PER_SEC: "1000000",
-              RATE_LIMIT_BURST: "1000000",
-              SHUTDOWN_DRAIN_MS: "0",
-            },
+            }),
           }),
         );
       }
