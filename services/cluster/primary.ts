@@ -64,6 +64,7 @@ export function createClusterPrimary(
 
   // The primary reads each connection's request head before a worker gets it: a client that
   // sends nothing, or not a whole head, is this server's to time out, with a gateway's bound.
+  const readyWorkers = new Set<Worker>();
   const handover = setupHandoverPrimary({
     headersTimeout: config.httpHeadersTimeoutMs,
     // GET /metrics: every worker's metrics, from the primary (metrics.ts).
@@ -73,6 +74,7 @@ export function createClusterPrimary(
         metricsToken: config.metricsToken,
         headersTimeout: config.httpHeadersTimeoutMs,
         requestTimeout: config.httpRequestTimeoutMs,
+        workers: () => [...readyWorkers],
       }),
     },
   });
@@ -90,6 +92,7 @@ export function createClusterPrimary(
         if (!isIpcMessage(message, READY_MESSAGE)) return;
         // A worker still loading gets connections only when no other worker is ready.
         handover.ready(worker);
+        readyWorkers.add(worker);
         worker.off("exit", onExit);
         logger.info({ worker: worker.process.pid, index }, "worker ready");
         resolve();
@@ -103,6 +106,7 @@ export function createClusterPrimary(
   };
 
   cluster.on("exit", (worker, code, signal) => {
+    readyWorkers.delete(worker);
     const entry = alive.get(worker);
     alive.delete(worker);
     if (stopping || !entry) return;

@@ -71,6 +71,11 @@ describe("switchboard cluster (embedded, 2 workers)", () => {
     );
     expect(workersAfter).toContain(workersBefore[1]);
     const replacement = workersAfter.find((pid) => pid !== workersBefore[1])!;
+    // While the replacement loads, the primary's /metrics still answers at once, with the other
+    // worker's metrics (a loading worker answers with none).
+    const scrape = await fetch(`${cluster.url}/metrics`, { signal: AbortSignal.timeout(4000) });
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toContain("switchboard_gateway_connections{");
     await waitFor(
       () =>
         cluster
