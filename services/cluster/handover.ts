@@ -8,6 +8,8 @@ import {
   CONNECTION_MESSAGE,
   type ConnectionMessage,
   isConnectionMessage,
+  sessionIdFor,
+  workerIdOf,
 } from "./handover-messages.js";
 
 // CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
@@ -21,8 +23,9 @@ const { setupPrimary } = createRequire(import.meta.url)(
  *
  * The primary owns the port. It reads a connection's request head (request line and headers,
  * bounded in time by HTTP_HEADERS_TIMEOUT_MS and in size like Node's HTTP server: 408 or 431
- * otherwise), picks a worker from the `sid` query parameter (the worker that opened that
- * session) or else the worker with the fewest sessions, stops reading, and sends the socket with
+ * otherwise), picks a worker from the `sid` query parameter (a worker's session ids carry its
+ * cluster id: `sessionIdFor`) or else the worker with the fewest sessions (counted from the
+ * workers' reports over IPC), stops reading, and sends the socket with
  * the bytes it read to that worker over IPC. The worker injects the connection into its HTTP
  * server, replays those bytes, and owns the connection from then on: it reads the body itself,
  * straight from the socket, and the primary keeps nothing of it.
@@ -87,7 +90,6 @@ export function setupHandoverPrimary(options: {
     return times?.length ?? 0;
   };
   const readyWorkers = new WeakSet<Worker>();
-  const sessionToWorker = new Map<string, Worker>();
   let turn = 0;
 
   cluster.on("message", (worker, message: unknown) => {
@@ -95,23 +97,23 @@ export function setupHandoverPrimary(options: {
     if (typeof m?.sid !== "string") return;
     if (m.type === SESSION_OPENED) {
       opening.get(worker)?.shift();
-      sessionToWorker.set(m.sid, worker);
       sessions.set(worker, (sessions.get(worker) ?? 0) + 1);
     } else if (m.type === SESSION_CLOSED) {
-      sessionToWorker.delete(m.sid);
       sessions.set(worker, Math.max(0, (sessions.get(worker) ?? 0) - 1));
     }
   });
   cluster.on("exit", (worker) => {
     sessions.delete(worker);
     opening.delete(worker);
-    for (const [sid, owner] of sessionToWorker) if (owner === worker) sessionToWorker.delete(sid);
   });
 
   const pick = (head: Buffer): Worker | undefined => {
     const line = head.toString("latin1", 0, Math.max(0, head.indexOf("\r\n")));
     const sid = SID.exec(line)?.[1];
-    const owner = sid === undefined ? undefined : sessionToWorker.get(sid);
+    // The session's worker, named in its id (sessionIdFor); gone with its worker, the session
+    // goes to another one, which answers "Session ID unknown" and the client starts over.
+    const ownerId = sid === undefined ? undefined : workerIdOf(sid);
+    const owner = ownerId === undefined ? undefined : cluster.workers?.[ownerId];
     if (owner?.isConnected()) return owner;
     const now = Date.now();
     // The fewest sessions among ready workers; a loading worker only when none is ready (it
@@ -215,6 +217,12 @@ export function setupHandoverWorker(io: SocketIoServer, logger: Logger): void {
     logger.warn(
       "cluster worker: Node's HTTP connection checks not found: HTTP_REQUEST_TIMEOUT_MS is enforced only by the primary for request heads",
     );
+  // Session ids that name this worker, so that the primary routes their requests here.
+  const workerId = cluster.worker?.id;
+  if (workerId !== undefined) {
+    (io.engine as unknown as { generateId: () => string }).generateId = () =>
+      sessionIdFor(workerId);
+  }
   httpServer.prependListener("request", (_req, res: ServerResponse) => {
     res.shouldKeepAlive = false;
   });
