@@ -1,13 +1,17 @@
 /**
- * The bound on what a gateway holds for one client that does not read (MAX_CLIENT_BUFFER_BYTES).
- * A client that stops reading its socket (or a polling client that stops polling) while its rooms
- * keep receiving would otherwise make the gateway buffer every message for it, without limit: a
- * few clients could take the process's memory. Before each packet is written to a client, the
- * bytes already waiting for it are counted: the WebSocket's unsent bytes (`ws`'s public
+ * The bound on what a gateway holds for one WebSocket client that does not read
+ * (MAX_CLIENT_BUFFER_BYTES). A client that stops reading its socket while its rooms keep
+ * receiving would otherwise make the gateway buffer every message for it, without limit: a few
+ * clients could take the process's memory. Before each packet is written to a WebSocket client,
+ * the bytes already waiting for it are counted: the WebSocket's unsent bytes (`ws`'s public
  * `bufferedAmount`: the socket's and the sender's queues) and engine.io's write buffer (packets
- * held while the transport is busy, or until a long-polling client's next request). Past the
- * limit the connection is closed (a WebSocket at once, without the closing handshake a client
- * that does not read would never complete) and the packet dropped.
+ * held while the transport is busy). Past the limit the connection is closed at once (without
+ * the closing handshake a client that does not read would never complete) and the packet
+ * dropped.
+ *
+ * Long-polling clients are not counted: their packets wait in the write buffer between two
+ * polls by design, so a burst to a room would cut healthy polling members off. One that stops
+ * polling stops answering pings too, and engine.io closes it after pingInterval + pingTimeout.
  */
 
 /** engine.io's Socket, as far as this reads it (engine.io 6: build/socket.js). */
@@ -67,11 +71,11 @@ export function dropIfSlow(
   limit: number,
   onDrop: (pending: number, connection: string) => void,
 ): boolean {
-  if (conn.readyState !== "open") return false;
+  if (conn.readyState !== "open" || conn.transport?.name !== "websocket") return false;
   const pending = pendingBytes(conn);
   if (pending <= limit) return false;
   onDrop(pending, conn.id);
-  const socket = conn.transport?.name === "websocket" ? conn.transport.socket : undefined;
+  const socket = conn.transport?.socket;
   if (typeof socket?.terminate === "function") {
     // engine.io sees the transport close and closes the connection (reason "transport close").
     (socket.terminate as () => void).call(socket);

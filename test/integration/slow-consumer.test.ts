@@ -15,7 +15,7 @@ afterEach(() => closeAllClients());
  * A client that joins a busy room and stops reading must not make the gateway hold everything
  * published meanwhile (SECURITY.md: a hostile client only ever affects itself).
  */
-describe("MAX_CLIENT_BUFFER_BYTES: a client that does not read", () => {
+describe("MAX_CLIENT_BUFFER_BYTES: a WebSocket client that does not read", () => {
   it("is disconnected once more than the limit waits for it; readers in the same room get everything", async () => {
     const gateway = await startGateway({
       env: { MAX_CLIENT_BUFFER_BYTES: String(LIMIT), PUBLISH_API_KEYS: KEY, LOG_LEVEL: "info" },
@@ -60,6 +60,34 @@ describe("MAX_CLIENT_BUFFER_BYTES: a client that does not read", () => {
     expect(reader.connected).toBe(true);
     // What was published passed through; what was held for the slow client was let go.
     expect(await rssBytes(gateway)).toBeLessThan(rssBefore + 30 * 1024 * 1024);
+  });
+
+  it("leaves long-polling members alone through a burst larger than the limit (their packets wait for the next poll)", async () => {
+    const gateway = await startGateway({
+      env: { MAX_CLIENT_BUFFER_BYTES: String(LIMIT), PUBLISH_API_KEYS: KEY },
+    });
+    onTestFinished(() => gateway.stop());
+    const room = `burst:${randomBytes(4).toString("hex")}`;
+    const polling = await connectClient(gateway.url, { transports: ["polling"] });
+    expect(await request(polling, "join", room)).toEqual({ ok: true });
+    const got = collect<string>(polling, "big");
+    // 30 × 50 KB at once: 1.5 MB waiting between two polls, six times the limit.
+    const data = "y".repeat(50_000);
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        fetch(`${gateway.url}/v1/publish`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+          body: JSON.stringify({ v: 1, rooms: [room], event: "big", data }),
+        }).then((res) => res.status),
+      ),
+    );
+    expect(statuses).toEqual(Array.from({ length: 30 }, () => 202));
+    await waitFor(() => got.length === 30, { timeoutMs: 20_000, message: "the whole burst" });
+    expect(polling.connected).toBe(true);
+    expect(
+      metric(await scrape(gateway), "switchboard_gateway_slow_consumer_disconnects_total"),
+    ).toBe(0);
   });
 
   it("refuses a limit below 64 KB at start, naming the variable", async () => {
