@@ -232,12 +232,17 @@ describe.each([
       );
       expect(rawEvents).toEqual(reference);
 
-      // The WebSocket deliveries went the fast way (3 WebSocket receivers, 11 text packets each),
-      // but for the one right behind the binary packet when both came in one backplane read: that
-      // one waits for the binary packet's stock write, as stock would. Polling went the stock way.
+      // Both paths ran. The four emits before the binary packet went the fast way to each of the
+      // 3 WebSocket receivers (each alone on an idle socket); after it, text packets that arrive
+      // while its stock write is still in flight wait behind it, as in stock (how many depends on
+      // how the backplane's reads fall on a busy machine). Polling went the stock way: 12 packets
+      // to each of the 2 polling receivers.
       const after = await packetsWritten(receiver);
-      expect(after.fast - before.fast).toBeGreaterThanOrEqual(3 * 10);
+      expect(after.fast - before.fast).toBeGreaterThanOrEqual(3 * 4);
       expect(after.stock - before.stock).toBeGreaterThanOrEqual(2 * 12);
+      expect(after.fast - before.fast + (after.stock - before.stock)).toBeGreaterThanOrEqual(
+        5 * 12,
+      );
     }, 60_000);
   },
 );
