@@ -1,5 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
-import type { Server as HttpServer, ServerResponse } from "node:http";
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { createServer, type Server, Socket } from "node:net";
 import type { Server as SocketIoServer } from "socket.io";
@@ -223,9 +223,25 @@ export function setupHandoverWorker(io: SocketIoServer, logger: Logger): void {
     (io.engine as unknown as { generateId: () => string }).generateId = () =>
       sessionIdFor(workerId);
   }
-  httpServer.prependListener("request", (_req, res: ServerResponse) => {
-    res.shouldKeepAlive = false;
-  });
+  // One request per connection: its answer says `Connection: close`, and a request pipelined
+  // behind it on the same connection is not carried out (HTTP/1.1: the client retries it on a
+  // new connection, which the primary routes); Node would otherwise run it and drop its answer.
+  const served = new WeakSet<object>();
+  const emit = httpServer.emit;
+  httpServer.emit = function (this: HttpServer, event: string | symbol, ...args: unknown[]) {
+    if (event === "request") {
+      const [req, res] = args as [IncomingMessage, ServerResponse];
+      // Not handed to the gateway: Node closes the connection once the first answer is sent.
+      if (served.has(req.socket)) return true;
+      served.add(req.socket);
+      res.shouldKeepAlive = false;
+    }
+    return (emit as (event: string | symbol, ...args: unknown[]) => boolean).call(
+      this,
+      event,
+      ...args,
+    );
+  } as typeof httpServer.emit;
 
   process.on("message", (message: unknown, handle: unknown) => {
     if (!isConnectionMessage(message) || !(handle instanceof Socket)) return;

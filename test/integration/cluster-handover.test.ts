@@ -163,6 +163,29 @@ describe("switchboard cluster: the hand-over of connections to workers", () => {
     expect(result.got.toLowerCase()).toContain("connection: close");
   });
 
+  it("answers and carries out only the first of pipelined requests, then closes the connection", async () => {
+    const member = await connectClient(cluster.url);
+    expect(await request(member, "join", "handover:pipe")).toEqual({ ok: true });
+    const got = collect<number>(member, "n");
+    const post = (n: number) => {
+      const body = JSON.stringify({ v: 1, rooms: ["handover:pipe"], event: "n", data: n });
+      return `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    };
+    const result = await raw([Buffer.from(post(0) + post(1) + post(2))]);
+    expect(result.got.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(result.got).toMatch(/^HTTP\/1\.1 202 /);
+    await waitFor(() => got.length === 1, { message: "the first publish" });
+    // A later publish on a connection of its own arrives; the pipelined two never did.
+    const res = await fetch(`${cluster.url}/v1/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ v: 1, rooms: ["handover:pipe"], event: "n", data: 3 }),
+    });
+    expect(res.status).toBe(202);
+    await waitFor(() => got.length === 2, { message: "the later publish" });
+    expect(got).toEqual([0, 3]);
+  });
+
   it("keeps long-polling clients working across idle times longer than the keep-alive timeout", async () => {
     const clients = await Promise.all(
       Array.from({ length: 4 }, () => connectClient(cluster.url, { transports: ["polling"] })),
