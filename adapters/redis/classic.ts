@@ -10,7 +10,6 @@ import { encodeLikeNotepack } from "./msgpack.js";
 
 // CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
 const require = createRequire(import.meta.url);
-const { encode } = require("@msgpack/msgpack") as typeof import("@msgpack/msgpack");
 const { RedisAdapter } =
   require("@socket.io/redis-adapter") as typeof import("@socket.io/redis-adapter");
 
@@ -65,7 +64,8 @@ export class EchoFreeRedisAdapter extends OfficialAdapter {
     opts?: ClassicOptions,
   ) {
     super(nsp, pubClient, subClient, opts);
-    const uid = encode(String(this.uid));
+    // The uid as the adapter's own parser (notepack) writes it at the head of every broadcast.
+    const uid = this.parser.encode(String(this.uid));
     this.ownPrefix = Buffer.concat([Buffer.of(FIXARRAY_3), uid]);
     this.parser = leanParser(this.parser, String(this.uid));
   }
