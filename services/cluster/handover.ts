@@ -58,12 +58,6 @@ interface SessionMessage {
   sid: string;
 }
 
-export interface HandoverPrimary {
-  /** The primary's listening socket server; not listening yet. */
-  readonly server: Server;
-  /** A worker gets connections only once ready, unless no worker is ready. */
-  ready(worker: Worker): void;
-}
 
 /**
  * The primary's side, with cluster-adapter relaying between workers. Call before forking.
@@ -71,9 +65,11 @@ export interface HandoverPrimary {
  */
 export function setupHandoverPrimary(options: {
   headersTimeout: number;
+  /** A worker gets new connections only once ready, unless no worker is ready. */
+  isReady(worker: Worker): boolean;
   /** Requests the primary answers itself (by request line), on this HTTP server of its own. */
   local?: { matches(requestLine: string): boolean; server: HttpServer };
-}): HandoverPrimary {
+}): Server {
   // "advanced" (structured clone) keeps Buffers binary between workers, as the cluster adapter
   // and the hand-over require; JSON would turn them into {type: "Buffer", data: [...]}.
   cluster.setupPrimary({ serialization: "advanced" });
@@ -89,7 +85,6 @@ export function setupHandoverPrimary(options: {
       times.shift();
     return times?.length ?? 0;
   };
-  const readyWorkers = new WeakSet<Worker>();
   let turn = 0;
 
   cluster.on("message", (worker, message: unknown) => {
@@ -129,7 +124,7 @@ export function setupHandoverPrimary(options: {
       const score =
         (sessions.get(worker) ?? 0) +
         openingCount(worker, now) +
-        (readyWorkers.has(worker) ? 0 : 1e9);
+        (options.isReady(worker) ? 0 : 1e9);
       if (score < bestScore) {
         best = worker;
         bestScore = score;
@@ -189,7 +184,7 @@ export function setupHandoverPrimary(options: {
     socket.once("close", () => clearTimeout(timer));
   });
 
-  return { server, ready: (worker) => readyWorkers.add(worker) };
+  return server;
 }
 
 /** Answers a connection the primary will not hand over, then closes it. */

@@ -11,8 +11,8 @@ import { createClusterMetricsServer, isMetricsRequest } from "./metrics.js";
 /**
  * `switchboard cluster`: a primary that owns the port and forks `WORKERS` gateway workers.
  * The primary hands each connection to one worker (handover.ts: an Engine.IO session's
- * long-polling requests go to the worker that holds it); @socket.io/cluster-adapter relays broadcasts between workers through this primary, unless the
- * workers use a network backplane (BACKPLANE=redis…), which then spans hosts too.
+ * long-polling requests go to the worker that holds it); @socket.io/cluster-adapter relays
+ * broadcasts between workers through this primary, unless the workers use a network backplane (BACKPLANE=redis…), which then spans hosts too.
  */
 
 export interface ClusterWorker {
@@ -65,8 +65,9 @@ export function createClusterPrimary(
   // The primary reads each connection's request head before a worker gets it: a client that
   // sends nothing, or not a whole head, is this server's to time out, with a gateway's bound.
   const readyWorkers = new Set<Worker>();
-  const handover = setupHandoverPrimary({
+  const server = setupHandoverPrimary({
     headersTimeout: config.httpHeadersTimeoutMs,
+    isReady: (worker) => readyWorkers.has(worker),
     // GET /metrics: every worker's metrics, from the primary (metrics.ts).
     local: {
       matches: isMetricsRequest,
@@ -78,7 +79,6 @@ export function createClusterPrimary(
       }),
     },
   });
-  const server = handover.server;
   countConnectionsForWorkers();
 
   const fork = (index: number): ClusterWorker => {
@@ -91,7 +91,6 @@ export function createClusterPrimary(
       worker.on("message", (message: unknown) => {
         if (!isIpcMessage(message, READY_MESSAGE)) return;
         // A worker still loading gets connections only when no other worker is ready.
-        handover.ready(worker);
         readyWorkers.add(worker);
         worker.off("exit", onExit);
         logger.info({ worker: worker.process.pid, index }, "worker ready");

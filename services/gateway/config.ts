@@ -185,8 +185,8 @@ const buildSchema = () =>
       MAX_PUBLISH_BYTES: int(16, 100 * 1024 * 1024, 16 * 1024),
       MAX_ROOMS_PER_SOCKET: int(1, 100_000, 100),
       /**
-       * Bytes a gateway holds for one client that does not read (unsent WebSocket bytes and
-       * engine.io's write buffer); past it the client is disconnected. 0: no bound.
+       * Bytes a gateway holds for one WebSocket client that does not read (unsent WebSocket
+       * bytes and engine.io's write buffer); past it the client is disconnected. 0: no bound.
        */
       MAX_CLIENT_BUFFER_BYTES: int(0, 1024 * 1024 * 1024, 1024 * 1024).refine(
         (value) => value === 0 || value >= 64 * 1024,
