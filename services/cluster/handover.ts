@@ -58,7 +58,6 @@ interface SessionMessage {
   sid: string;
 }
 
-
 /**
  * The primary's side, with cluster-adapter relaying between workers. Call before forking.
  * `headersTimeout`: ms a client has to send its request head.
