@@ -115,14 +115,13 @@ export class LoadSession {
         room: o.idle ? null : this.roomNames[room]!,
       });
     }
+    // Every publisher's server, by id: where it connects, and (in the workers) whether a
+    // delivery from it is same-server or cross-server.
+    const urls = o.publisherUrls ?? o.urls;
+    const publisherUrls = Array.from({ length: o.publishers }, (_, j) => urls[j % urls.length]!);
     for (let j = 0; j < o.publishers; j++) {
-      const urls = o.publisherUrls ?? o.urls;
-      slices[j % o.workers]!.publishers.push({ id: j, url: urls[j % urls.length]! });
+      slices[j % o.workers]!.publishers.push({ id: j, url: publisherUrls[j]! });
     }
-    const publisherUrls = Array.from(
-      { length: o.publishers },
-      (_, j) => o.urls[j % o.urls.length]!,
-    );
     for (let w = 0; w < o.workers; w++) {
       const child = fork(here("./load-worker.ts"), [], {
         execArgv: ["--import", "tsx", "--max-old-space-size=2048"],
