@@ -3,7 +3,16 @@ import type { Socket } from "socket.io-client";
 import { connectClient, request } from "../test/support/clients.js";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
-import { gatewayEnv, here, pin, runMain, type ServerProcess, startServer } from "./procs.js";
+import {
+  altCliFromEnv,
+  envNumber,
+  gatewayEnv,
+  here,
+  pin,
+  runMain,
+  type ServerProcess,
+  startServer,
+} from "./procs.js";
 import { now, summarize } from "./stats.js";
 
 /**
@@ -20,14 +29,15 @@ import { now, summarize } from "./stats.js";
  * child process of their own so that receiving them does not delay the timing of B's members.
  */
 
-const LOCAL_MEMBERS = Number(process.env.BENCH_LOCAL_MEMBERS ?? 400);
-const PUBLISHES = Number(process.env.BENCH_PUBLISHES ?? 300);
-const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+const LOCAL_MEMBERS = envNumber("BENCH_LOCAL_MEMBERS", 400);
+const PUBLISHES = envNumber("BENCH_PUBLISHES", 300);
+const REPEATS = envNumber("BENCH_REPEATS", 3);
+const ALT_CLI = altCliFromEnv();
 const REMOTE_MEMBERS = 5;
 const ROOM = "fanout";
 const builds = [
   { name: "this build", cli: here("../bin/switchboard.js") },
-  ...(process.env.BENCH_ALT_CLI ? [{ name: "alt", cli: process.env.BENCH_ALT_CLI }] : []),
+  ...(ALT_CLI !== undefined ? [{ name: "alt", cli: ALT_CLI }] : []),
 ];
 
 /** The child holding the local members: reports their latencies when asked, then exits. */

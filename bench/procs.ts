@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
@@ -87,6 +87,13 @@ export function envNumber(name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
   return value;
+}
+
+/** BENCH_ALT_CLI: another build's bin/switchboard.js to run beside this one; it must exist. */
+export function altCliFromEnv(): string | undefined {
+  const cli = process.env.BENCH_ALT_CLI || undefined;
+  if (cli !== undefined && !existsSync(cli)) throw new Error(`BENCH_ALT_CLI: no such file ${cli}`);
+  return cli;
 }
 
 /**

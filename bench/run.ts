@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
 import { type Accounted, LoadSession, round, type StepResult } from "./load.js";
 import {
+  altCliFromEnv,
   countEvents,
   envNumber,
   findPids,
@@ -78,10 +79,7 @@ const CLI = here("../bin/switchboard.js");
  * adds the targets `sb-memory-alt`, `sb-redis-alt`, `sb-amqp-alt`, each run right after its
  * namesake (name them in BENCH_ONLY).
  */
-const ALT_CLI = process.env.BENCH_ALT_CLI || undefined;
-if (ALT_CLI !== undefined && !existsSync(ALT_CLI)) {
-  throw new Error(`BENCH_ALT_CLI: no such file ${ALT_CLI}`);
-}
+const ALT_CLI = altCliFromEnv();
 /** More node options for every server process (e.g. `--trace-gc`, `--log-deopt --logfile=…`). */
 const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 
