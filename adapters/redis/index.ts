@@ -105,10 +105,33 @@ export function createRedisBackplane(
   const pub = createClient({ ...options, redis: { ...pipelined, ...options.redis } }, pipelined);
   if (pub instanceof Redis) writePerTick(pub);
   const clients: RedisClient[] = [pub];
+  // Every connection to Redis counts for isConnected (/readyz) and has its errors logged, with
+  // its role. A listener is required anyway: without one ioredis reports errors as unhandled.
+  const logger = options.logger ?? silentLogger;
+  const watched: RedisClient[] = [];
+  const watch = (client: RedisClient, role: string) => {
+    watched.push(client);
+    logClientErrors(client, role, logger);
+  };
+  watch(pub, "publisher");
   let adapter: AdapterFactory;
   if (kind === "redis-streams") {
     // The adapter duplicates `pub` right away for its blocking XREAD and pub/sub connections:
-    // those copies keep the offline queue, so no read or subscription is lost to an outage.
+    // those copies keep the offline queue, so no read or subscription is lost to an outage. The
+    // adapter owns them (it disconnects them when its last namespace closes) and ignores their
+    // errors; a gateway whose XREAD or subscriber connection is down receives nothing from the
+    // other nodes, so they are watched like ours.
+    // 0.3.x makes the XREAD connection first, then the subscriber.
+    watchDuplicates(pub, (client, index) =>
+      watch(
+        client,
+        index === 0
+          ? "stream-reader"
+          : index === 1
+            ? "stream-subscriber"
+            : `stream-connection-${index}`,
+      ),
+    );
     adapter = createStreamsAdapter(pub, {
       heartbeatInterval,
       heartbeatTimeout,
@@ -117,6 +140,7 @@ export function createRedisBackplane(
     // ioredis' cluster client serves SSUBSCRIBE only with one subscriber per master.
     const sub = createClient(options, { shardedSubscribers: kind === "redis-sharded" });
     clients.push(sub);
+    watch(sub, "subscriber");
     adapter =
       kind === "redis"
         ? createEchoFreeAdapter(pub, sub, { requestsTimeout })
@@ -127,22 +151,17 @@ export function createRedisBackplane(
             sub,
           );
   }
-  // Errors also show in the status (isConnected, /readyz). A listener is required: without one
-  // ioredis reports them as unhandled.
-  const logger = options.logger ?? silentLogger;
-  clients.forEach((client, i) => {
-    logClientErrors(client, i === 0 ? "publisher" : "subscriber", logger);
-  });
   failFastWhenOffline(pub, onDropped);
 
+  const allReady = () => watched.every((client) => client.status === "ready");
   let closing: Promise<void> | undefined;
   return {
     adapter,
-    isConnected: () => !closing && clients.every((client) => client.status === "ready"),
+    isConnected: () => !closing && allReady(),
     stats: () => ({ dropped }),
     async whenReady(timeoutMs: number) {
       const deadline = Date.now() + timeoutMs;
-      while (!closing && clients.some((client) => client.status !== "ready")) {
+      while (!closing && !allReady()) {
         if (Date.now() > deadline) return false;
         await delay(20);
       }
@@ -152,6 +171,23 @@ export function createRedisBackplane(
       closing ??= Promise.all(clients.map(closeClient)).then(() => undefined);
       return closing;
     },
+  };
+}
+
+/**
+ * Calls `onDuplicate` with every client `client.duplicate()` makes from now on (and its index):
+ * the streams adapter makes its reading connections that way, out of our sight otherwise.
+ */
+function watchDuplicates(
+  client: RedisClient,
+  onDuplicate: (duplicate: RedisClient, index: number) => void,
+): void {
+  const duplicate = client.duplicate.bind(client) as (...args: unknown[]) => RedisClient;
+  let made = 0;
+  (client as { duplicate: (...args: unknown[]) => RedisClient }).duplicate = (...args) => {
+    const copy = duplicate(...args);
+    onDuplicate(copy, made++);
+    return copy;
   };
 }
 
