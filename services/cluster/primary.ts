@@ -4,7 +4,7 @@ import { backoffDelay } from "../../core/retry.js";
 import { type Config, configError } from "../gateway/config.js";
 import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
-import { countConnectionsForWorkers } from "./connection-count.js";
+import { keepSlotsForWorkers } from "./connection-slots.js";
 import { setupHandoverPrimary } from "./handover.js";
 import { createClusterMetricsServer, isMetricsRequest } from "./metrics.js";
 
@@ -79,7 +79,7 @@ export function createClusterPrimary(
       }),
     },
   });
-  countConnectionsForWorkers();
+  keepSlotsForWorkers(config.maxConnectionsPerIp);
 
   const fork = (index: number): ClusterWorker => {
     const gatewayId = `${config.gatewayId}-w${index}`;

@@ -1,7 +1,7 @@
 import type { Config } from "../gateway/config.js";
 import { type GatewayProcess, runGateway } from "../gateway/main.js";
 import { isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
-import { primaryConnectionCount } from "./connection-count.js";
+import { primarySlots } from "./connection-slots.js";
 import { releaseEarlyConnections } from "./early-connections.js";
 import { setupHandoverWorker } from "./handover.js";
 import { serveMetricsToPrimary } from "./metrics.js";
@@ -13,7 +13,7 @@ import { serveMetricsToPrimary } from "./metrics.js";
 export async function runClusterWorker(config: Config): Promise<GatewayProcess> {
   const running = await runGateway(config, {
     clusterWorker: true,
-    connectionCount: primaryConnectionCount(),
+    connectionSlots: primarySlots(),
   });
   process.on("message", (message: unknown) => {
     if (isIpcMessage(message, SHUTDOWN_MESSAGE)) running.requestShutdown("primary");

@@ -11,24 +11,52 @@ import type { Logger } from "./logger.js";
  * - not while the gateway drains (clients go to another gateway);
  * - a browser `Origin` must be one of CORS_ORIGINS when that is set (clients that send no Origin
  *   are not browsers, and CORS does not concern them);
- * - at most MAX_CONNECTIONS_PER_IP open connections per client address.
+ * - at most MAX_CONNECTIONS_PER_IP open connections per client address: a handshake takes a slot
+ *   (`ConnectionSlots`) before it is admitted, and when the slots cannot be had (a cluster primary
+ *   that does not answer) it is refused, never admitted unchecked.
  *
  * A refused request gets HTTP 403 with Engine.IO's `{code: 4, message}` body; the client sees
  * `connect_error` with that message.
  */
 
-export type AdmissionRefusal = "draining" | "origin_not_allowed" | "too_many_connections";
+export type AdmissionRefusal =
+  | "draining"
+  | "origin_not_allowed"
+  | "too_many_connections"
+  | "admission_unavailable";
 
 /**
- * Connection counts kept for several processes together (the `switchboard cluster` primary for its
- * workers), so that MAX_CONNECTIONS_PER_IP holds for the whole port, not per process.
+ * The MAX_CONNECTIONS_PER_IP slots of every address, kept by this process (`localSlots`) or for
+ * several processes together (the `switchboard cluster` primary for its workers), so that the
+ * limit holds for the whole port. Checking and counting are one step (`reserve`): handshakes in
+ * flight together never all see the same free slot.
  */
-export interface SharedConnectionCount {
-  /** Open connections of `address` across every process sharing the count. */
-  count(address: string): Promise<number>;
-  /** Records one more connection of `address`; resolves with the new total. */
-  opened(address: string): Promise<number>;
-  closed(address: string): void;
+export interface ConnectionSlots {
+  /**
+   * Takes one of `address`'s slots: true, or false when all are taken. Rejects when the keeper
+   * cannot answer; the handshake is then refused (fail closed).
+   */
+  reserve(address: string): boolean | Promise<boolean>;
+  /** Gives back a slot `reserve` took. */
+  release(address: string): void;
+}
+
+/** Slots kept by this process alone. */
+export function localSlots(max: number): ConnectionSlots {
+  const taken = new Map<string, number>();
+  return {
+    reserve(address) {
+      const count = taken.get(address) ?? 0;
+      if (count >= max) return false;
+      taken.set(address, count + 1);
+      return true;
+    },
+    release(address) {
+      const left = (taken.get(address) ?? 0) - 1;
+      if (left > 0) taken.set(address, left);
+      else taken.delete(address);
+    },
+  };
 }
 
 export interface AdmissionOptions {
@@ -39,8 +67,8 @@ export interface AdmissionOptions {
   proxies: TrustedProxies;
   isDraining: () => boolean;
   logger: Logger;
-  /** Counts shared with other processes; default: this process's own. */
-  shared?: SharedConnectionCount;
+  /** Slots shared with other processes; default: this process's own (`localSlots`). */
+  slots?: ConnectionSlots;
   onRefused?: (reason: AdmissionRefusal) => void;
 }
 
@@ -56,6 +84,7 @@ const MESSAGES: Record<AdmissionRefusal, string> = {
   draining: "draining",
   origin_not_allowed: "origin not allowed",
   too_many_connections: "too many connections",
+  admission_unavailable: "admission unavailable",
 };
 
 export interface Admission {
@@ -67,8 +96,9 @@ export interface Admission {
    */
   guardUpgrades(server: HttpServer | HttpsServer, path: string): void;
   /**
-   * Counts connections per address and closes any over the limit (call once io exists). Without
-   * a limit it does nothing: no per-connection work.
+   * Hands each handshake's slot to its connection, which gives it back when it closes, and gives
+   * back the slot of a handshake that fails after admission (call once io exists, before
+   * anything replaces `conn.request`). Without a limit it does nothing: no per-connection work.
    */
   track(io: Server): void;
 }
@@ -76,7 +106,6 @@ export interface Admission {
 export function createAdmission(options: AdmissionOptions): Admission {
   const anyOrigin = options.origins.length === 0 || options.origins.includes("*");
   const origins = new Set(options.origins);
-  const open = new Map<string, number>();
   const addressOf = (peer: string | undefined, headers: IncomingMessage["headers"]) =>
     clientAddress(peer, headers["x-forwarded-for"], options.proxies);
 
@@ -87,9 +116,29 @@ export function createAdmission(options: AdmissionOptions): Admission {
   };
 
   const max = options.maxConnectionsPerIp;
-  const shared = options.shared;
+  const slots = options.slots ?? localSlots(max);
+  // Logged when the slots stop answering and when they answer again, not once per handshake.
+  let slotsFailing = false;
 
-  /** The verdict on everything but the shared count: a refusal message, or the address. */
+  /**
+   * Handshakes admitted with a slot that no connection holds yet. The slot goes to the connection
+   * Engine.IO opens for the request (`track`), or back when the request's socket closes first:
+   * a handshake can fail after admission (a WebSocket upgrade ws refuses, a client gone).
+   */
+  const held = new WeakMap<IncomingMessage, { address: string; giveBack: () => void }>();
+  const hold = (req: IncomingMessage, address: string) => {
+    const giveBack = () => {
+      if (held.get(req)?.giveBack !== giveBack) return;
+      held.delete(req);
+      slots.release(address);
+    };
+    held.set(req, { address, giveBack });
+    // `on`, not `once`: slim-requests.ts removes the one `once` listener engine.io adds to an
+    // upgrading socket, and finds it by being the only one. Removed when a connection takes it.
+    req.socket.on("close", giveBack);
+  };
+
+  /** The verdict on everything but the slots: a refusal message, or the address. */
   const verdict = (req: IncomingMessage): { err: string } | { address: string } => {
     const address = addressOf(req.socket.remoteAddress, req.headers);
     if (options.isDraining()) return { err: MESSAGES.draining };
@@ -97,26 +146,55 @@ export function createAdmission(options: AdmissionOptions): Admission {
     if (!anyOrigin && origin !== undefined && !origins.has(origin)) {
       return { err: refuse("origin_not_allowed", address, { origin: origin.slice(0, 200) }) };
     }
-    if (max > 0 && !shared && (open.get(address) ?? 0) >= max) {
-      return { err: refuse("too_many_connections", address) };
-    }
     return { address };
+  };
+
+  const onReserved = (
+    req: IncomingMessage,
+    address: string,
+    granted: boolean,
+    callback: (err: string | null, ok: boolean) => void,
+  ) => {
+    if (!granted) return callback(refuse("too_many_connections", address), false);
+    if (req.socket.destroyed) {
+      // The client left while its slot was asked for: nothing will hold it.
+      slots.release(address);
+      return callback(MESSAGES.admission_unavailable, false);
+    }
+    hold(req, address);
+    callback(null, true);
   };
 
   const decide: AllowRequest = (req, callback) => {
     const result = verdict(req);
     if ("err" in result) return callback(result.err, false);
-    if (max === 0 || !shared) return callback(null, true);
-    shared.count(result.address).then(
-      (count) => {
-        if (count < max) return callback(null, true);
-        callback(refuse("too_many_connections", result.address), false);
+    if (max === 0) return callback(null, true);
+    const { address } = result;
+    let reserved: boolean | Promise<boolean>;
+    try {
+      reserved = slots.reserve(address);
+    } catch (err) {
+      reserved = Promise.reject(err);
+    }
+    if (typeof reserved === "boolean") return onReserved(req, address, reserved, callback);
+    reserved.then(
+      (granted) => {
+        if (slotsFailing) {
+          slotsFailing = false;
+          options.logger.info({}, "connection slots answering again");
+        }
+        onReserved(req, address, granted, callback);
       },
       (err: unknown) => {
-        // The shared count did not answer: this process's own count still bounds the address.
-        options.logger.warn({ err }, "shared connection count unavailable");
-        const ok = (open.get(result.address) ?? 0) < max;
-        callback(ok ? null : refuse("too_many_connections", result.address), ok);
+        // Fail closed: without the count of the other processes, the limit cannot be known.
+        if (!slotsFailing) {
+          slotsFailing = true;
+          options.logger.error(
+            { err },
+            "connection slots unavailable: refusing handshakes while MAX_CONNECTIONS_PER_IP cannot be checked (not logged again until they answer)",
+          );
+        }
+        callback(refuse("admission_unavailable", address), false);
       },
     );
   };
@@ -157,18 +235,22 @@ export function createAdmission(options: AdmissionOptions): Admission {
     },
     track(io) {
       if (max === 0) return;
+      // A handshake admitted that Engine.IO then refuses itself (protocol, transport) gets its
+      // slot back at once rather than when its socket closes.
+      io.engine.on("connection_error", (error: { req?: IncomingMessage }) => {
+        if (error.req) held.get(error.req)?.giveBack();
+      });
       io.engine.on("connection", (conn: EngineConnection) => {
-        const address = addressOf(conn.remoteAddress, conn.request.headers);
-        const count = (open.get(address) ?? 0) + 1;
-        open.set(address, count);
+        const slot = held.get(conn.request);
+        if (!slot) return; // admitted without a slot (not through allowRequest)
+        held.delete(conn.request);
+        conn.request.socket.off("close", slot.giveBack);
+        const { address } = slot;
         let released = false;
         const release = () => {
           if (released) return;
           released = true;
-          const left = (open.get(address) ?? 1) - 1;
-          if (left <= 0) open.delete(address);
-          else open.set(address, left);
-          shared?.closed(address);
+          slots.release(address);
         };
         conn.once("close", release);
         // A server-side close (HANDSHAKE_TIMEOUT_MS, a refusal) of a long-polling connection ends
@@ -178,21 +260,6 @@ export function createAdmission(options: AdmissionOptions): Admission {
           release();
           return close.apply(this, args);
         };
-        // Handshakes in flight together all passed the check: the ones over the limit go now.
-        const overLimit = () => {
-          refuse("too_many_connections", address);
-          conn.close();
-        };
-        if (!shared) {
-          if (count > max) overLimit();
-          return;
-        }
-        shared.opened(address).then(
-          (total) => {
-            if (total > max && !released) overLimit();
-          },
-          (err: unknown) => options.logger.warn({ err }, "shared connection count unavailable"),
-        );
       });
     },
   };
@@ -200,8 +267,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
 
 /** The part of an Engine.IO socket this module uses. */
 interface EngineConnection {
-  remoteAddress: string;
-  request: { headers: IncomingMessage["headers"] };
+  request: IncomingMessage;
   once(event: "close", listener: () => void): void;
   close(...args: unknown[]): unknown;
 }

@@ -1,7 +1,7 @@
 import { createBackplane } from "../../adapters/backplane.js";
 import { ErrorCode, errorMessage, isSwitchboardError } from "../../core/errors.js";
 import { exitOnSignals } from "../lifecycle.js";
-import type { SharedConnectionCount } from "./admission.js";
+import type { ConnectionSlots } from "./admission.js";
 import { type Authenticator, createAuthenticator } from "./auth.js";
 import { type Config, loadConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -14,8 +14,8 @@ export interface RunGatewayOptions {
    * decides when it stops.
    */
   clusterWorker?: boolean;
-  /** Per-IP connection counts shared with other processes (the cluster primary's). */
-  connectionCount?: SharedConnectionCount;
+  /** MAX_CONNECTIONS_PER_IP slots kept with other processes (the cluster primary's). */
+  connectionSlots?: ConnectionSlots;
 }
 
 /** Reads the config or stops the process with one line per bad variable. */
@@ -96,7 +96,7 @@ export async function runGateway(
     backplane,
     logger,
     authenticator,
-    connectionCount: options.connectionCount,
+    connectionSlots: options.connectionSlots,
   });
   const { startPublishing } = await import("./publishing.js");
   await startPublishing(gateway, config, logger);

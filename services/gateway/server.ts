@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Server, Socket } from "socket.io";
 import type { Backplane } from "../../adapters/backplane.js";
-import { createAdmission, type SharedConnectionCount } from "./admission.js";
+import { type ConnectionSlots, createAdmission } from "./admission.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
 import { trustedProxies } from "./client-address.js";
 import type { Config } from "./config.js";
@@ -36,8 +36,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** Who clients are and what they may do; default: dev mode (anonymous, every room). */
   authenticator?: Authenticator;
-  /** MAX_CONNECTIONS_PER_IP counted with other processes (the cluster primary's count). */
-  connectionCount?: SharedConnectionCount;
+  /** MAX_CONNECTIONS_PER_IP slots kept with other processes (the cluster primary's). */
+  connectionSlots?: ConnectionSlots;
 }
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -99,7 +99,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     isDraining: () => draining,
     logger,
     onRefused: (reason) => metrics.handshakeRefusals.inc({ code: reason }),
-    shared: options.connectionCount,
+    slots: options.connectionSlots,
   });
   const io = new SocketIoServer(httpServer, {
     adapter: backplane.adapter,
@@ -118,6 +118,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     connectTimeout: config.handshakeTimeoutMs,
     allowRequest: admission.allowRequest,
   });
+  // Before slimRequests: it finds each connection's slot by its handshake request.
   admission.track(io);
   metrics.sampleWith(() => ({ connections: io.engine.clientsCount, ready: readiness().ready }));
   const enginePath = io.path().endsWith("/") ? io.path() : `${io.path()}/`;
