@@ -2,7 +2,8 @@ import { createRequire } from "node:module";
 import type { Namespace, ServerOptions } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
+import { type Logger, stderrLogger } from "../core/logger.js";
+import { guardServerSideEmit } from "./server-side-emit.js";
 
 /** The values of `BACKPLANE`, each a way to carry traffic between gateways. */
 export const BACKPLANES = [
@@ -78,11 +79,14 @@ export async function createBackplane(
       return {
         kind: "cluster",
         // CommonJS, so loaded with require: see "What a gateway loads at start" in ARCHITECTURE.md.
-        adapter: (
-          createRequire(import.meta.url)(
-            "@socket.io/cluster-adapter",
-          ) as typeof import("@socket.io/cluster-adapter")
-        ).createAdapter(heartbeat) as unknown as (nsp: Namespace) => Adapter,
+        adapter: guarded(
+          (
+            createRequire(import.meta.url)(
+              "@socket.io/cluster-adapter",
+            ) as typeof import("@socket.io/cluster-adapter")
+          ).createAdapter(heartbeat) as unknown as (nsp: Namespace) => Adapter,
+          logger,
+        ),
         serverOptions: {},
         // The primary relays all cluster traffic; the IPC channel to it is the backplane.
         isConnected: () => process.connected === true,
@@ -109,7 +113,7 @@ export async function createBackplane(
       }
       return {
         kind: config.backplane,
-        adapter: redis.adapter,
+        adapter: guarded(redis.adapter, logger),
         serverOptions:
           config.backplane === "redis-streams"
             ? { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000 } }
@@ -132,7 +136,7 @@ export async function createBackplane(
       });
       return {
         kind: "amqp",
-        adapter: amqp.adapter as unknown as (nsp: Namespace) => Adapter,
+        adapter: guarded(amqp.adapter as unknown as (nsp: Namespace) => Adapter, logger),
         serverOptions: {},
         isConnected: amqp.isConnected,
         stats: amqp.stats,
@@ -142,6 +146,19 @@ export async function createBackplane(
       };
     }
   }
+}
+
+/** The adapter factory, with every namespace's serverSideEmit listeners guarded (server-side-emit.ts). */
+function guarded(
+  factory: (nsp: Namespace) => Adapter,
+  logger: Logger | undefined,
+): (nsp: Namespace) => Adapter {
+  const log = logger ?? stderrLogger("switchboard backplane");
+  // A function, not an arrow: Socket.IO calls the adapter option with `new`.
+  return function adapter(nsp: Namespace) {
+    guardServerSideEmit(nsp, log);
+    return factory(nsp);
+  };
 }
 
 function requireUrl(value: string | undefined, name: string, kind: string): string {

@@ -2,6 +2,7 @@ import type { Namespace } from "socket.io";
 import type * as SocketIoAdapter from "socket.io-adapter";
 import type { BroadcastOptions, ClusterMessage, ClusterResponse, Room } from "socket.io-adapter";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
+import { guardServerSideEmit } from "../server-side-emit.js";
 import { ClusterAdapterWithHeartbeat, MessageType } from "./cjs.js";
 import { SwitchboardMessageType, type WireMessage } from "./codec.js";
 import type { ResolvedAdapterOptions } from "./options.js";
@@ -74,6 +75,9 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
       heartbeatTimeout: opts.heartbeatTimeoutMs,
     });
     this.internals = baseInternals(this);
+    // A listener of a remote serverSideEmit that throws is logged with its event, not dropped
+    // with the whole message (the transport's handler catch) before the other listeners ran.
+    guardServerSideEmit(nsp, opts.logger);
     this.removeHandler = transport.addHandler(
       nsp.name,
       (m) => this.onMessage(m as ClusterMessage),
