@@ -51,6 +51,11 @@ export class SuiteContext {
     return this.deployment;
   }
 
+  /** The last `lines` lines of every process's output. */
+  output(lines: number): string {
+    return this.started.output(lines);
+  }
+
   get nodes(): readonly HarnessNode[] {
     return this.started.nodes;
   }

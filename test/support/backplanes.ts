@@ -20,6 +20,7 @@ export const CONFORMANCE_CASES = [
   "disconnect-sockets",
   "server-side-emit",
   "server-side-emit-with-ack",
+  "server-side-emit-listener-throws",
   "broadcast-with-ack",
   "server-count",
   "server-count-after-kill",
@@ -33,6 +34,7 @@ export type ConformanceCase = (typeof CONFORMANCE_CASES)[number];
 export const MULTI_PROCESS_CASES: readonly ConformanceCase[] = [
   "server-side-emit",
   "server-side-emit-with-ack",
+  "server-side-emit-listener-throws",
   "server-count-after-kill",
   "request-to-dead-node",
 ];
@@ -110,6 +112,7 @@ export const backplanes = {
     notApplicable: {
       "server-side-emit": ONE_PROCESS,
       "server-side-emit-with-ack": `${ONE_PROCESS} (the in-memory adapter never acks serverSideEmit)`,
+      "server-side-emit-listener-throws": ONE_PROCESS,
       "server-count-after-kill": ONE_PROCESS,
       "request-to-dead-node": ONE_PROCESS,
     },

@@ -2,7 +2,11 @@ import type { Socket } from "socket.io-client";
 import { describe, expect } from "vitest";
 import { whoami } from "../../support/clients.js";
 import type { HarnessNode } from "../../support/harness/deployment.js";
-import { SERVER_EVENT_RECORD } from "../../support/harness/protocol.js";
+import {
+  SERVER_EVENT_ASK,
+  SERVER_EVENT_RECORD,
+  THROWING_PREFIX,
+} from "../../support/harness/protocol.js";
 import { nextEvent, waitFor } from "../../support/wait.js";
 import { arrivedAt, idOf, join, type SuiteContext, settle, token, uniqueRoom } from "../context.js";
 
@@ -150,6 +154,53 @@ export function requestCases(ctx: SuiteContext): void {
         });
         expect(replies.map((r) => r.gateway).sort()).toEqual(others.map((n) => n.gatewayId).sort());
         for (const reply of replies) expect(reply.args).toEqual([t]);
+      },
+    );
+
+    ctx.case(
+      "server-side-emit-listener-throws",
+      "a serverSideEmit listener that throws is logged with its event; the other listeners, the process and later requests carry on",
+      async () => {
+        const [sender, ...others] = ctx.nodes as HarnessNode[];
+        const before = await Promise.all(ctx.nodes.map((n) => n.control("info")));
+        // The harness's first listener throws on these; its recording listener comes after.
+        const t = `${THROWING_PREFIX}${token()}`;
+        await (sender as HarnessNode).control("serverSideEmit", { args: [t] });
+        await waitFor(
+          async () => {
+            const seen = await Promise.all(others.map((n) => recorded(n, t)));
+            return seen.every((list) => list.length === 1);
+          },
+          { message: "the listeners after the one that threw to run on every other process" },
+        );
+        // A request whose first listener throws is answered by the next one, on every process.
+        const asked = `${THROWING_PREFIX}${token()}`;
+        const replies = await (sender as HarnessNode).control("serverSideEmitWithAck", {
+          args: [asked],
+        });
+        expect(replies.map((r) => r.gateway).sort()).toEqual(others.map((n) => n.gatewayId).sort());
+        // Later requests, and the same processes: none died or was replaced.
+        const later = await (sender as HarnessNode).control("serverSideEmitWithAck", {
+          args: [token()],
+        });
+        expect(later).toHaveLength(others.length);
+        expect(await Promise.all(ctx.nodes.map((n) => n.control("info")))).toEqual(before);
+        // Each other process logged the throw once per event, naming the event.
+        await waitFor(
+          () => {
+            const lines = ctx
+              .output(1000)
+              .split("\n")
+              .filter((line) => line.includes("serverSideEmit listener threw"));
+            const count = (event: string) =>
+              lines.filter((line) => line.includes(`"event":"${event}"`)).length;
+            return (
+              count(SERVER_EVENT_RECORD) >= others.length &&
+              count(SERVER_EVENT_ASK) >= others.length
+            );
+          },
+          { message: "the throws logged with their event" },
+        );
       },
     );
 

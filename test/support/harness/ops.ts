@@ -8,6 +8,7 @@ import {
   type Selection,
   type ServerAskReply,
   type SocketSnapshot,
+  THROWING_PREFIX,
 } from "./protocol.js";
 
 type Handlers = {
@@ -24,6 +25,14 @@ export function createControl(
   info: { gatewayId: string },
 ): (op: string, args: unknown) => Promise<unknown> {
   const received: ReceivedServerEvent[] = [];
+  // First: an application listener that throws (THROWING_PREFIX), before the recording ones.
+  for (const event of [SERVER_EVENT_RECORD, SERVER_EVENT_ASK]) {
+    io.on(event, (first: unknown) => {
+      if (typeof first === "string" && first.startsWith(THROWING_PREFIX)) {
+        throw new Error(`a listener of ${event} threw on purpose`);
+      }
+    });
+  }
   io.on(SERVER_EVENT_RECORD, (...args: unknown[]) => {
     received.push({ event: SERVER_EVENT_RECORD, args });
   });

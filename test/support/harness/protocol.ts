@@ -46,6 +46,12 @@ export const SERVER_EVENT_RECORD = "harness:record";
 /** Recorded by every harness process, which answers `{gateway, args}`. */
 export const SERVER_EVENT_ASK = "harness:ask";
 
+/**
+ * A server-side event whose first argument starts with this meets, before the recording listener,
+ * a listener that throws (harness/ops.ts): the conformance suite checks the others still run.
+ */
+export const THROWING_PREFIX = "throw:";
+
 export interface ServerAskReply {
   gateway: string;
   args: unknown[];
