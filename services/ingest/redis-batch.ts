@@ -50,7 +50,7 @@ export async function handleBatch(
   const attempts = recovered ? await deliveryCounts(options, entries) : new Map<string, number>();
   const settled: string[] = [];
   const deadLetters: StreamDeadLetter[] = [];
-  const dead = (id: string, command: string, why: DeadLetterReason, attempt: number) => {
+  const dead = (id: string, command: string | Buffer, why: DeadLetterReason, attempt: number) => {
     deadLetters.push({
       entry: id,
       command,
@@ -142,9 +142,9 @@ async function deliveryCounts(
   return options.client.deliveryCounts(options.target, { first, last, count: entries.length });
 }
 
-function field(fields: string[], name: string): string | undefined {
+function field(fields: Array<string | Buffer>, name: string): string | Buffer | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === name) return fields[i + 1];
+    if (fields[i]?.toString() === name) return fields[i + 1];
   }
   return undefined;
 }

@@ -6,17 +6,22 @@ import { backoffDelay } from "../../core/retry.js";
 // CommonJS, so loaded with require: see "What a gateway loads at start" in docs/ARCHITECTURE.md.
 const { Redis } = createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
 
-/** One stream entry as Redis returns it; `fields` is null when the entry was deleted. */
+/**
+ * One stream entry as Redis returns it; `fields` is null when the entry was deleted. The real
+ * client returns the field values as bytes: a command that is not valid UTF-8 must be seen as
+ * such (and dead-lettered), not decoded with U+FFFD in place of its bad bytes and delivered.
+ */
 export interface StreamEntry {
   id: string;
-  fields: string[] | null;
+  fields: Array<string | Buffer> | null;
 }
 
 /** A dead letter as it is added to the dead-letter stream. */
 export interface StreamDeadLetter {
   /** The entry's id in the publish stream. */
   entry: string;
-  command: string;
+  /** The entry's `command` field, byte for byte. */
+  command: string | Buffer;
   reason: string;
   code: string;
   consumer: string;
@@ -24,7 +29,7 @@ export interface StreamDeadLetter {
 }
 
 /** The field/value list of a dead-letter entry, in the order consumers of the dead stream read. */
-export function deadLetterFields(letter: StreamDeadLetter): string[] {
+export function deadLetterFields(letter: StreamDeadLetter): Array<string | Buffer> {
   return [
     "command",
     letter.command,
@@ -120,27 +125,26 @@ export function ioredisStreamClient(url: string, options: RedisOptions = {}): St
       }
     },
     async readGroup({ stream, group, consumer }, { id, count, blockMs }) {
-      const reply =
-        blockMs === undefined
-          ? await writer.xreadgroup("GROUP", group, consumer, "COUNT", count, "STREAMS", stream, id)
-          : await reader.xreadgroup(
-              "GROUP",
-              group,
-              consumer,
-              "COUNT",
-              count,
-              "BLOCK",
-              blockMs,
-              "STREAMS",
-              stream,
-              id,
-            );
+      const block = blockMs === undefined ? [] : ["BLOCK", blockMs];
+      const reply = await (blockMs === undefined ? writer : reader).callBuffer(
+        "XREADGROUP",
+        "GROUP",
+        group,
+        consumer,
+        "COUNT",
+        count,
+        ...block,
+        "STREAMS",
+        stream,
+        id,
+      );
       if (!Array.isArray(reply)) return [];
-      const [first] = reply as Array<[string, Array<[string, string[] | null]>]>;
+      const [first] = reply as Array<[Buffer, RawEntry[]]>;
       return toEntries(first?.[1] ?? []);
     },
     async autoClaim({ stream, group, consumer }, { minIdleMs, cursor, count }) {
-      const [next, claimed] = (await writer.xautoclaim(
+      const [next, claimed] = (await writer.callBuffer(
+        "XAUTOCLAIM",
         stream,
         group,
         consumer,
@@ -148,8 +152,8 @@ export function ioredisStreamClient(url: string, options: RedisOptions = {}): St
         cursor,
         "COUNT",
         count,
-      )) as [string, Array<[string, string[] | null]>];
-      return { cursor: next, entries: toEntries(claimed) };
+      )) as [Buffer, RawEntry[]];
+      return { cursor: next.toString(), entries: toEntries(claimed) };
     },
     async deliveryCounts({ stream, group, consumer }, { first, last, count }) {
       const rows = (await writer.xpending(stream, group, first, last, count, consumer)) as Array<
@@ -180,6 +184,9 @@ export function ioredisStreamClient(url: string, options: RedisOptions = {}): St
   };
 }
 
-function toEntries(raw: Array<[string, string[] | null]>): StreamEntry[] {
-  return raw.map(([id, fields]) => ({ id, fields }));
+/** An entry as XREADGROUP and XAUTOCLAIM return it with replies as bytes. */
+type RawEntry = [Buffer, Buffer[] | null];
+
+function toEntries(raw: RawEntry[]): StreamEntry[] {
+  return raw.map(([id, fields]) => ({ id: id.toString(), fields }));
 }

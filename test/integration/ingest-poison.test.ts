@@ -14,8 +14,18 @@ const MAX_COMMAND_BYTES = 4096;
 const ok = { v: 1, event: "message" };
 
 /** Malformed commands, as raw bytes on the wire, and the reason each must be dead-lettered with. */
-const POISON: Array<{ kind: string; body: string; reason: RegExp }> = [
+const POISON: Array<{ kind: string; body: string | Buffer; reason: RegExp }> = [
   { kind: "not JSON", body: '{"v":1,"event":', reason: /^not JSON/ },
+  {
+    // Valid JSON once decoded with U+FFFD in place of the bad bytes: it must not be delivered so.
+    kind: "not UTF-8",
+    body: Buffer.concat([
+      Buffer.from('{"v":1,"event":"message","data":"A'),
+      Buffer.from([0xff, 0xc3, 0x28]),
+      Buffer.from('"}'),
+    ]),
+    reason: /^not JSON: the bytes are not valid UTF-8/,
+  },
   { kind: "empty body", body: "", reason: /^not JSON/ },
   { kind: "JSON but not an object", body: "[1,2]", reason: /^command must be an object/ },
   { kind: "wrong version", body: JSON.stringify({ ...ok, v: 2 }), reason: /^v: must be 1/ },
@@ -110,14 +120,14 @@ describe("a malformed command goes to the dead letters with its reason and block
 
     await allDelivered();
     for (const client of clients) expect(client.received).toEqual(expected);
-    const dead: Array<{ body: string; reason: unknown; code: unknown }> = [];
+    const dead: Array<{ body: Buffer; reason: unknown; code: unknown }> = [];
     await waitFor(
       async () => {
         const message = await channel.get(`${names.queue}.dead`, { noAck: true });
         if (message) {
           const headers = message.properties.headers ?? {};
           dead.push({
-            body: message.content.toString(),
+            body: message.content,
             reason: headers[DEAD_LETTER_HEADERS.reason],
             code: headers[DEAD_LETTER_HEADERS.code],
           });
@@ -126,7 +136,8 @@ describe("a malformed command goes to the dead letters with its reason and block
       },
       { message: `${POISON.length} dead letters` },
     );
-    expect(dead.map((d) => d.body)).toEqual(POISON.map((p) => p.body));
+    // Byte for byte, as they were sent.
+    expect(dead.map((d) => d.body)).toEqual(POISON.map((p) => Buffer.from(p.body)));
     POISON.forEach((poison, n) => {
       expect(String(dead[n]?.reason), poison.kind).toMatch(poison.reason);
     });
@@ -149,21 +160,25 @@ describe("a malformed command goes to the dead letters with its reason and block
     for (const client of clients) expect(client.received).toEqual(expected);
     const entries = await waitFor(
       async () => {
-        const found = await redis.xrange(`${names.stream}:dead`, "-", "+");
+        const found = await redis.xrangeBuffer(`${names.stream}:dead`, "-", "+");
         return found.length === POISON.length + 1 ? found : undefined;
       },
       { message: `${POISON.length + 1} dead letters` },
     );
     const dead = entries.map(([, fields]) => {
-      const record: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+      const record: Record<string, Buffer> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!.toString()] = fields[i + 1]!;
       return record;
     });
-    expect(dead.map((d) => d.command)).toEqual([...POISON.map((p) => p.body), ""]);
+    // Byte for byte, as they were added.
+    expect(dead.map((d) => d.command)).toEqual([
+      ...POISON.map((p) => Buffer.from(p.body)),
+      Buffer.alloc(0),
+    ]);
     POISON.forEach((poison, n) => {
-      expect(dead[n]?.reason, poison.kind).toMatch(poison.reason);
+      expect(String(dead[n]?.reason), poison.kind).toMatch(poison.reason);
     });
-    expect(dead.at(-1)?.reason).toBe("entry has no `command` field");
+    expect(String(dead.at(-1)?.reason)).toBe("entry has no `command` field");
     // Every entry, dead or delivered, is acknowledged.
     await waitFor(
       async () => ((await redis.xpending(names.stream, "switchboard")) as [number])[0] === 0,

@@ -18,7 +18,7 @@ interface Group {
 }
 
 interface Stream {
-  entries: Map<number, string[]>;
+  entries: Map<number, Array<string | Buffer>>;
   groups: Map<string, Group>;
 }
 
@@ -40,7 +40,7 @@ export class FakeRedisStreams implements StreamClient {
 
   // ---- what a publisher or a test does ----
 
-  xadd(stream: string, ...fields: string[]): string {
+  xadd(stream: string, ...fields: Array<string | Buffer>): string {
     const id = ++this.#seq;
     this.#stream(stream).entries.set(id, fields);
     for (const wake of this.#waiters) wake();
@@ -51,7 +51,9 @@ export class FakeRedisStreams implements StreamClient {
   records(stream: string): Array<Record<string, string>> {
     return [...(this.streams.get(stream)?.entries.values() ?? [])].map((fields) => {
       const record: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        record[String(fields[i])] = String(fields[i + 1]);
+      }
       return record;
     });
   }
