@@ -114,7 +114,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
       : {}),
     maxHttpBufferSize: config.maxPayloadBytes,
-    cors: config.corsOrigins.length > 0 ? { origin: corsOrigin(config.corsOrigins) } : undefined,
+    cors: { origin: corsOrigin(config.corsOrigins) },
     connectTimeout: config.handshakeTimeoutMs,
     allowRequest: admission.allowRequest,
   });
@@ -266,6 +266,11 @@ function createHttpServer(
   );
 }
 
+/**
+ * CORS headers for long-polling, whose requests browsers send with CORS: unset or `*` reflects
+ * every origin (as documented, with a warning at start), else the list. Without any headers a
+ * page of another origin could not poll at all, while its WebSocket would still connect.
+ */
 function corsOrigin(origins: string[]): string[] | boolean {
-  return origins.includes("*") ? true : origins;
+  return origins.length === 0 || origins.includes("*") ? true : origins;
 }

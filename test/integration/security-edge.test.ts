@@ -143,6 +143,37 @@ describe("the edge of one gateway", () => {
   });
 });
 
+describe("CORS_ORIGINS unset", () => {
+  it("lets pages of every origin long-poll: the CORS headers reflect their origin", async () => {
+    const gateway = await startGateway({ env: {} });
+    try {
+      const page = "http://127.0.0.1:9";
+      const handshake = await fetch(`${gateway.url}/socket.io/?EIO=4&transport=polling`, {
+        headers: { origin: page },
+      });
+      expect(handshake.status).toBe(200);
+      expect(handshake.headers.get("access-control-allow-origin")).toBe(page);
+      const sid = (JSON.parse((await handshake.text()).slice(1)) as { sid: string }).sid;
+      // The preflight of the POST a polling client sends next.
+      const preflight = await fetch(
+        `${gateway.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`,
+        {
+          method: "OPTIONS",
+          headers: {
+            origin: page,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+          },
+        },
+      );
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe(page);
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
+
 describe("TLS on the gateway", () => {
   let dir: string;
   beforeAll(() => {
