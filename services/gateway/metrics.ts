@@ -34,7 +34,7 @@ export function createGatewayMetrics(
   const eventCounts = new Map<string, Map<string, { count: number; reported: number }>>();
   new Counter({
     name: "switchboard_gateway_client_events_total",
-    help: "Client protocol events handled, by event and result (ok or the ack error)",
+    help: "Client protocol events handled, by event and result (ok, the ack error, or missing_ack)",
     labelNames: ["event", "result"],
     registers: [registry],
     collect() {

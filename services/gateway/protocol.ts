@@ -29,7 +29,7 @@ export interface ProtocolOptions {
   /** Called after each accepted client `publish` was handed to the adapter (migration mirrors). */
   onPublish?: (publish: ClientPublish) => void;
   /** Called once per handled client event, for metrics. */
-  onEvent?: (event: string, result: "ok" | ClientErrorCode) => void;
+  onEvent?: (event: string, result: "ok" | "missing_ack" | ClientErrorCode) => void;
 }
 
 /** One accepted client `publish`: `socket` is the sender, who does not receive it. */
@@ -170,13 +170,15 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
   ]);
 
   const settle = (socket: Socket, state: ClientState, event: string, result: Reply, ack: Ack) => {
+    // The ack goes first: a request that is the last strike still gets its error, before the
+    // disconnect (as refuse() does).
+    ack(result);
     if ("error" in result) {
       onEvent?.(event, result.error);
       if (result.error !== "internal") strike(socket, state, event, result.error);
     } else {
       onEvent?.(event, "ok");
     }
-    ack(result);
   };
 
   function onClientEvent(this: Socket, event: unknown, ...args: unknown[]): void {
@@ -198,7 +200,7 @@ export function createClientProtocol(options: ProtocolOptions): (socket: Socket)
     if (!state.bucket.take()) return refuse(this, state, name, ack, "rate_limited");
     if (handler === undefined) return refuse(this, state, name, ack, "unknown_event");
     if (ack === undefined) {
-      onEvent?.(name, "invalid_payload");
+      onEvent?.(name, "missing_ack");
       return strike(this, state, name, "missing_ack");
     }
     let result: Reply | Promise<Reply>;

@@ -142,6 +142,23 @@ describe("misbehaving clients", () => {
     expect(await request(good, "join", "chat:1")).toEqual({ ok: true });
   });
 
+  it("get the error of the request that is their last strike before they are disconnected", async () => {
+    const { url } = await gatewayWith({ MAX_STRIKES: "2" });
+    for (const last of [
+      ["join", "bad room"],
+      ["leave", "bad room"],
+      ["publish", { room: "chat:1" }],
+      ["shout"],
+    ] as const) {
+      const client = await connectClient(url);
+      const disconnected = nextEvent<[string]>(client as unknown as Socket, "disconnect");
+      expect(await request(client, "join", "user:1")).toHaveProperty("error");
+      const [event, ...args] = last;
+      expect(await request(client, event, ...args), event).toHaveProperty("error");
+      expect((await disconnected)[0]).toBe("io server disconnect");
+    }
+  });
+
   it("lose only their own connection when a packet exceeds MAX_PAYLOAD_BYTES", async () => {
     const { url } = await gatewayWith({ MAX_PAYLOAD_BYTES: "2048" });
     const [big, other] = await Promise.all([connectClient(url), connectClient(url)]);
