@@ -11,19 +11,21 @@ export interface DeliveryMeta {
  * The one place every external publishing path ends (queue, stream, HTTP): emits the command's
  * `event` to its `rooms` minus `except` in its `namespace`, through the gateway's adapter, that
  * is the backplane. Returns once the broadcast was handed to the adapter. Throws
- * SWB_ERR_INVALID_ARGUMENT for a namespace the gateway does not serve (a command that will never
- * be deliverable: the queue paths dead-letter it at once, HTTP answers 400).
+ * SWB_ERR_INVALID_ARGUMENT for a namespace not in `served` (NAMESPACES), a command that will never
+ * be deliverable: the queue paths dead-letter it at once, HTTP answers 400. Socket.IO always has
+ * `/`, even where NAMESPACES leaves it out and no client can connect to it: `served`, not the
+ * server's namespaces, decides.
  *
  * Clients receive `data` (null when absent) as the event's first argument and, when the command
  * has an `id`, `{id}` as a second one: `socket.on("message", (data, meta) => …)`. A one-argument
  * handler is unaffected, and a command without `id` is the plain one-argument event of
  * docs/PROTOCOL.md. At-least-once paths may deliver a command twice: both copies carry the same id.
  */
-export function deliver(io: Server, command: PublishCommand): void {
+export function deliver(io: Server, command: PublishCommand, served: ReadonlySet<string>): void {
   const name = command.namespace ?? "/";
   // io.of() would create a namespace it does not know: adapter state, subscriptions or bindings
   // and heartbeats on every gateway, forever. The gateway creates those of NAMESPACES at start.
-  const namespace = io._nsps.get(name);
+  const namespace = served.has(name) ? io._nsps.get(name) : undefined;
   if (!namespace) {
     throw new SwitchboardError(
       ErrorCode.INVALID_ARGUMENT,

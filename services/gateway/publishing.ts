@@ -27,8 +27,9 @@ export async function startPublishing(
         logger,
       )
     : undefined;
+  const served = new Set(config.namespaces);
   const handle = (command: Parameters<typeof deliver>[1]) => {
-    deliver(gateway.io, command);
+    deliver(gateway.io, command, served);
     bridge?.mirrorCommand(command);
   };
 

@@ -39,21 +39,27 @@ async function setUp() {
   return { io, client };
 }
 
+const SERVED = new Set(["/", "/admin"]);
+
 describe("deliver: the emit every publishing path ends in", () => {
   it("reaches the rooms minus except, with data first and {id} second", async () => {
     const { io, client } = await setUp();
     const inRoom = await client(["chat:1"]);
     const muted = await client(["chat:1", "muted"]);
     const elsewhere = await client(["chat:2"]);
-    deliver(io, {
-      v: 1,
-      id: "a1",
-      rooms: ["chat:1"],
-      except: ["muted"],
-      event: "message",
-      data: { t: 1 },
-    });
-    deliver(io, { v: 1, event: "message", data: "all" });
+    deliver(
+      io,
+      {
+        v: 1,
+        id: "a1",
+        rooms: ["chat:1"],
+        except: ["muted"],
+        event: "message",
+        data: { t: 1 },
+      },
+      SERVED,
+    );
+    deliver(io, { v: 1, event: "message", data: "all" }, SERVED);
     await waitFor(() =>
       [inRoom, muted, elsewhere].every((r) => r.some((args) => args[0] === "all")),
     );
@@ -66,8 +72,8 @@ describe("deliver: the emit every publishing path ends in", () => {
     const { io, client } = await setUp();
     const root = await client([]);
     const admin = await client([], "/admin");
-    deliver(io, { v: 1, namespace: "/admin", event: "message" });
-    deliver(io, { v: 1, event: "message", data: "root" });
+    deliver(io, { v: 1, namespace: "/admin", event: "message" }, SERVED);
+    deliver(io, { v: 1, event: "message", data: "root" }, SERVED);
     await waitFor(() => admin.length === 1 && root.length === 1);
     expect(admin).toEqual([[null]]);
     expect(root).toEqual([["root"]]);
@@ -76,12 +82,27 @@ describe("deliver: the emit every publishing path ends in", () => {
   it("refuses a namespace the server does not have, without creating it", async () => {
     const { io } = await setUp();
     const before = [...io._nsps.keys()];
-    expect(() => deliver(io, { v: 1, namespace: "/../..", event: "message" })).toThrow(
+    expect(() => deliver(io, { v: 1, namespace: "/../..", event: "message" }, SERVED)).toThrow(
       expect.objectContaining({
         code: "SWB_ERR_INVALID_ARGUMENT",
         message: 'namespace "/../.." is not served (NAMESPACES)',
       }),
     );
     expect([...io._nsps.keys()]).toEqual(before);
+  });
+
+  it("refuses a namespace the server has but NAMESPACES leaves out: Socket.IO's own /", async () => {
+    const { io, client } = await setUp();
+    const root = await client([]);
+    const command = { v: 1, event: "message", data: "root" } as const;
+    expect(() => deliver(io, command, new Set(["/admin"]))).toThrow(
+      expect.objectContaining({
+        code: "SWB_ERR_INVALID_ARGUMENT",
+        message: 'namespace "/" is not served (NAMESPACES)',
+      }),
+    );
+    // Served, the same command is delivered.
+    deliver(io, command, SERVED);
+    await waitFor(() => root.length === 1);
   });
 });
