@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import * as z from "zod";
 import { BACKPLANES } from "../../adapters/backplane.js";
@@ -105,6 +106,17 @@ const patterns = z
   .refine((items) => items.length <= MAX_PATTERNS, `must hold at most ${MAX_PATTERNS} patterns`)
   .optional();
 
+/** As METRICS_TOKEN's: a key guessed publishes to every client. */
+const MIN_PUBLISH_KEY_CHARS = 16;
+
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** An address to listen on: an IP address, or a host name Node resolves (`localhost`). */
+function isListenHost(host: string): boolean {
+  return isIP(host) !== 0 || HOST_NAME.test(host);
+}
+
 /**
  * Built when needed and dropped after: the schema is ≈ 1 MB of zod objects that a running gateway
  * never reads again (measured: heap after start, bench/heap-diff.ts's base snapshot).
@@ -113,7 +125,14 @@ const buildSchema = () =>
   z
     .object({
       PORT: int(0, 65_535, 3000),
-      HOST: z.string().trim().min(1, "must not be empty").default("0.0.0.0"),
+      HOST: z
+        .string()
+        .trim()
+        .refine(
+          isListenHost,
+          "must be an IP address or a host name (0.0.0.0: every IPv4 interface)",
+        )
+        .default("0.0.0.0"),
       GATEWAY_ID: z
         .string()
         .trim()
@@ -232,10 +251,12 @@ const buildSchema = () =>
       INGEST_CLAIM_IDLE_MS: int(100, 3_600_000, 30_000),
       /** Largest publish command (queue, stream or HTTP body), as UTF-8 JSON. */
       MAX_COMMAND_BYTES: int(256, 100 * 1024 * 1024, PUBLISH_DEFAULTS.maxCommandBytes),
-      PUBLISH_API_KEYS: list.refine(
-        (keys) => !keys.some((key) => PLACEHOLDER.test(key)),
-        PLACEHOLDER_RULE,
-      ),
+      PUBLISH_API_KEYS: list
+        .refine(
+          (keys) => keys.every((key) => key.length >= MIN_PUBLISH_KEY_CHARS),
+          `each key must be at least ${MIN_PUBLISH_KEY_CHARS} characters (a key may publish to every client)`,
+        )
+        .refine((keys) => !keys.some((key) => PLACEHOLDER.test(key)), PLACEHOLDER_RULE),
       AUTH_JWT_SECRET: secret(32, "must be at least 32 characters (HS256 key)").optional(),
       AUTH_JWKS_URL: url(["https:", "http:"]),
       /** Required `iss` of client tokens. */
@@ -371,6 +392,28 @@ export function defaultOf(name: (typeof VARIABLES)[number]): string | undefined 
 }
 
 const KNOWN: ReadonlySet<string> = new Set(VARIABLES);
+
+/**
+ * SWB_ERR_INVALID_CONFIG for a server that could not listen on HOST:PORT (the port taken, an
+ * address not on this machine, a name that does not resolve): one line naming both, instead of
+ * a stack trace.
+ */
+export function listenError(err: unknown, host: string, port: number): SwitchboardError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why =
+    code === "EADDRINUSE"
+      ? "the port is in use by another process"
+      : code === "EADDRNOTAVAIL"
+        ? "the address is not one of this machine's"
+        : code === "EACCES"
+          ? "not permitted (ports below 1024 need privileges)"
+          : code === "ENOTFOUND" || code === "EAI_AGAIN"
+            ? "the host name does not resolve"
+            : ((err as Error | undefined)?.message ?? String(err));
+  return configError([
+    `cannot listen on HOST ${JSON.stringify(host)} PORT ${port}: ${why}${code ? ` (${code})` : ""}`,
+  ]);
+}
 
 /** SWB_ERR_INVALID_CONFIG for `problems`, one line each, each naming its variable. */
 export function configError(problems: string[]): SwitchboardError {

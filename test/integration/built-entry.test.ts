@@ -108,12 +108,12 @@ describe("the built entry point (bin/switchboard.js runs dist/)", () => {
   it("the built gateway checks a command posted to POST /v1/publish, naming the bad field", async () => {
     const gateway = await startGateway({
       builtCli: join(dir, "bin/switchboard.js"),
-      env: { BACKPLANE: "memory", PUBLISH_API_KEYS: "built-key" },
+      env: { BACKPLANE: "memory", PUBLISH_API_KEYS: "built-key-0123456789" },
     });
     started.push(gateway);
     const res = await fetch(`${gateway.url}/v1/publish`, {
       method: "POST",
-      headers: { authorization: "Bearer built-key", "content-type": "application/json" },
+      headers: { authorization: "Bearer built-key-0123456789", "content-type": "application/json" },
       body: JSON.stringify({ v: 1, rooms: ["bad room"], event: "note" }),
     });
     expect(res.status).toBe(400);

@@ -21,7 +21,7 @@ import {
  * a well-behaved client on the same gateway still served, and nothing growing without bound.
  */
 
-const API_KEY = "abuse-test-key";
+const API_KEY = "abuse-test-key-0123";
 
 async function publishOverHttp(gateway: GatewayProcess, command: object) {
   const res = await fetch(`${gateway.url}/v1/publish`, {

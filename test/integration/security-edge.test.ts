@@ -35,7 +35,7 @@ describe("the edge of one gateway", () => {
         HTTP_HEADERS_TIMEOUT_MS: "1000",
         HTTP_REQUEST_TIMEOUT_MS: "2000",
         METRICS_TOKEN: "metrics-token-0123456789",
-        PUBLISH_API_KEYS: "edge-key",
+        PUBLISH_API_KEYS: "edge-key-0123456789",
       },
     });
     // Through the trusted proxy with an address of its own: the per-IP cases do not count it.
@@ -117,7 +117,7 @@ describe("the edge of one gateway", () => {
     const headers = await slow("POST /v1/publish HTTP/1.1\r\nHost: x\r\n");
     expect(headers.got).toMatch(/^HTTP\/1\.1 408/);
     const body = await slow(
-      "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer edge-key\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+      "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer edge-key-0123456789\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
     );
     expect(body.closed).toBe(true);
   });

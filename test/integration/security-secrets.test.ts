@@ -21,7 +21,7 @@ describe("secrets in the gateway's output", () => {
       redis: "s3cret-redis-pw",
       amqp: "s3cret-amqp-pw",
       jwt: "s3cret-jwt-0123456789-0123456789-0123",
-      apiKey: "s3cret-api-key",
+      apiKey: "s3cret-api-key-0123",
       metrics: "s3cret-metrics-token-0123",
     };
     const gateway = await startGateway({

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { sourceCliArgv } from "../support/gateway-process.js";
@@ -39,6 +40,28 @@ describe("process start-up", () => {
       "invalid environment variable AMQP_URL: is required when BACKPLANE=amqp",
     );
   });
+
+  it.each(["gateway", "cluster"])(
+    "%s: a port another process holds stops it with one line naming HOST and PORT",
+    async (command) => {
+      const holder = createServer();
+      await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = holder.address() as AddressInfo;
+        const { code, stderr } = await runCli([command], {
+          HOST: "127.0.0.1",
+          PORT: String(port),
+          WORKERS: "1",
+        });
+        expect(code).toBe(78);
+        expect(stderr.trim().split("\n")).toEqual([
+          `switchboard: cannot listen on HOST "127.0.0.1" PORT ${port}: the port is in use by another process (EADDRINUSE)`,
+        ]);
+      } finally {
+        holder.close();
+      }
+    },
+  );
 
   it("an unknown command prints the usage and exits 64", async () => {
     const { code, stderr } = await runCli(["gatewya"], {});

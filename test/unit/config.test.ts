@@ -88,13 +88,20 @@ describe("gateway configuration from the environment", () => {
     ],
     [{ TLS_CERT_FILE: "/etc/hostname" }, "TLS_KEY_FILE", "set both or neither"],
     [{ METRICS_TOKEN: "short" }, "METRICS_TOKEN", "at least 16"],
+    [{ HOST: "not_a_host!" }, "HOST", "an IP address or a host name"],
+    [{ HOST: "http://0.0.0.0" }, "HOST", "an IP address or a host name"],
+    [
+      { PUBLISH_API_KEYS: "a-long-enough-key-1,abc" },
+      "PUBLISH_API_KEYS",
+      "each key must be at least 16 characters",
+    ],
     [
       { AUTH_JWT_SECRET: "CHANGE_ME-a-random-string-of-at-least-32-characters" },
       "AUTH_JWT_SECRET",
       "sample placeholder",
     ],
     [
-      { PUBLISH_API_KEYS: "real-key-1,dev-key-change-me" },
+      { PUBLISH_API_KEYS: "real-key-0123456789,dev-key-change-me-0123" },
       "PUBLISH_API_KEYS",
       "sample placeholder",
     ],
@@ -110,6 +117,13 @@ describe("gateway configuration from the environment", () => {
     expect(problems[0]).toContain(`invalid environment variable ${name}:`);
     expect(problems[0]).toContain(fragment);
   });
+
+  it.each(["0.0.0.0", "127.0.0.1", "::", "::1", "localhost", "gateway-0.internal"])(
+    "listens on HOST %s",
+    (host) => {
+      expect(loadConfig({ HOST: host }).host).toBe(host);
+    },
+  );
 
   it("reports every bad variable, one line each", () => {
     const problems = problemsOf({ PORT: "x", LOG_LEVEL: "y" });
@@ -129,12 +143,12 @@ describe("gateway configuration from the environment", () => {
   it("parses lists and flags", () => {
     const config = loadConfig({
       CORS_ORIGINS: "https://a.example, http://127.0.0.1:3000,*",
-      PUBLISH_API_KEYS: "k1,k2",
+      PUBLISH_API_KEYS: "key-one-0123456789, key-two-0123456789",
       INGEST: "off",
       AMQP_ROOM_ROUTING: "false",
     });
     expect(config.corsOrigins).toEqual(["https://a.example", "http://127.0.0.1:3000", "*"]);
-    expect(config.publishApiKeys).toEqual(["k1", "k2"]);
+    expect(config.publishApiKeys).toEqual(["key-one-0123456789", "key-two-0123456789"]);
     expect(config.ingest).toBe(false);
     expect(config.amqpRoomRouting).toBe(false);
   });
