@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { copyFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import amqplib from "amqplib";
 import { io, type Socket } from "socket.io-client";
+import { amqpUrl } from "../test/support/brokers.js";
 import { freePort } from "../test/support/ports.js";
 import { startPrivateRedis } from "../test/support/redis-server.js";
 import { gatewayEnv, here, runMain } from "./procs.js";
@@ -17,7 +19,17 @@ import { gatewayEnv, here, runMain } from "./procs.js";
  * one publish and its 5 deliveries without the start-up (JIT warm-up lasts well into the first
  * thousand publishes under valgrind: keep `from` ≥ 2000). Slow: ~20 publishes/s per run.
  *
- *   node --import tsx bench/instructions.ts [from=2000] [to=5000] [sio|sb|path/to/bin/switchboard.js ...]
+ * `BACKPLANE=amqp` on the local RabbitMQ (AMQP_URL, or 127.0.0.1:5672), each run on an exchange
+ * of its own (`bench.callgrind.<pid>.<port>`, deleted after; the node queues are exclusive):
+ * - `sb-amqp`: the same single server: the publishing side (encode, amqplib publish, socket
+ *   write, local delivery) and the drop of its own echo (room routing binds the room's key);
+ * - `sb-amqp-recv`: the 5 members on the measured gateway, the publisher on a second gateway
+ *   (not under callgrind) that has no member: the receiving side (amqplib's frame parse, the
+ *   transport's delivery, decode, local delivery). Each publish waits for the 5 deliveries, so
+ *   the measured gateway reads one broadcast at a time, as at the bench's rate.
+ * Either takes `=path/to/bin/switchboard.js` for another build (`sb-amqp=/tmp/base/bin/…`).
+ *
+ *   node --import tsx bench/instructions.ts [from=2000] [to=5000] [sio|sb|sb-amqp[-recv][=bin]|path/to/bin/switchboard.js ...]
  */
 
 interface Run {
@@ -36,15 +48,55 @@ const TO = numbers[1] ?? 5000;
 const TARGETS = args.filter((a) => !/^\d+$/.test(a));
 if (TARGETS.length === 0) TARGETS.push("sio", "sb");
 
-/** Starts `target` under callgrind; its counts go to `out` when it exits. */
-function startUnderCallgrind(target: string, port: number, redisUrl: string, out: string) {
-  const script =
-    target === "sio"
-      ? here("./servers/stock-sio.mjs")
-      : target === "sb"
-        ? here("../bin/switchboard.js")
-        : target;
-  const serverArgs = target === "sio" ? [script, String(port), redisUrl] : [script, "gateway"];
+/** What a target names: the server to run, its backplane, and whether its peer publishes. */
+interface Setup {
+  script: string;
+  stock: boolean;
+  backplane: "redis" | "amqp";
+  /** The publisher on a second gateway (not measured): the measured one only receives. */
+  receiveOnly: boolean;
+}
+
+function setupOf(target: string): Setup {
+  if (target === "sio")
+    return {
+      script: here("./servers/stock-sio.mjs"),
+      stock: true,
+      backplane: "redis",
+      receiveOnly: false,
+    };
+  const [name = "", bin] = target.split("=");
+  if (name === "sb-amqp" || name === "sb-amqp-recv")
+    return {
+      script: bin ?? here("../bin/switchboard.js"),
+      stock: false,
+      backplane: "amqp",
+      receiveOnly: name === "sb-amqp-recv",
+    };
+  return {
+    script: target === "sb" ? here("../bin/switchboard.js") : target,
+    stock: false,
+    backplane: "redis",
+    receiveOnly: false,
+  };
+}
+
+/** The gateway's environment for `setup`'s backplane; `broker` is a Redis URL or an AMQP URL. */
+function backplaneEnv(setup: Setup, broker: string, exchange: string): Record<string, string> {
+  return setup.backplane === "amqp"
+    ? { BACKPLANE: "amqp", AMQP_URL: broker, AMQP_EXCHANGE: exchange }
+    : { BACKPLANE: "redis", REDIS_URL: broker };
+}
+
+/** Starts `setup`'s server under callgrind; its counts go to `out` when it exits. */
+function startUnderCallgrind(
+  setup: Setup,
+  port: number,
+  env: Record<string, string>,
+  broker: string,
+  out: string,
+) {
+  const serverArgs = setup.stock ? [setup.script, String(port), broker] : [setup.script, "gateway"];
   return spawn(
     "valgrind",
     [
@@ -58,11 +110,30 @@ function startUnderCallgrind(target: string, port: number, redisUrl: string, out
     {
       env: {
         ...process.env,
-        ...gatewayEnv(port, "callgrind", { BACKPLANE: "redis", REDIS_URL: redisUrl }),
+        ...gatewayEnv(port, "callgrind", env),
       },
       stdio: ["ignore", "pipe", "ignore"],
     },
   );
+}
+
+/** The publishing gateway of `sb-amqp-recv`, at full speed (no callgrind). */
+function startPeer(setup: Setup, port: number, env: Record<string, string>) {
+  return spawn(process.execPath, [setup.script, "gateway"], {
+    env: { ...process.env, ...gatewayEnv(port, "peer", env) },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
+
+/** Deletes a run's exchange (its queues were exclusive: gone with the gateways' connections). */
+async function deleteExchange(url: string, exchange: string) {
+  const connection = await amqplib.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteExchange(exchange);
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Counts the collections node's --trace-gc reports on `server`'s stdout. */
@@ -102,31 +173,47 @@ async function connect(url: string, server: ChildProcess): Promise<Socket> {
 }
 
 async function measure(target: string, publishes: number): Promise<Run> {
-  const redis = await startPrivateRedis();
+  const setup = setupOf(target);
+  const redis = setup.backplane === "redis" ? await startPrivateRedis() : undefined;
+  const broker = redis ? redis.url : await amqpUrl();
   const port = await freePort();
+  const exchange = `bench.callgrind.${process.pid}.${port}`;
+  const env = backplaneEnv(setup, broker, exchange);
   const out = join(tmpdir(), `switchboard-callgrind-${process.pid}-${port}.out`);
-  const server = startUnderCallgrind(target, port, redis.url, out);
+  const server = startUnderCallgrind(setup, port, env, broker, out);
   const collections = countCollections(server);
   const exited = new Promise((resolve) => server.once("exit", resolve));
+  const peerPort = setup.receiveOnly ? await freePort() : undefined;
+  const peer = peerPort === undefined ? undefined : startPeer(setup, peerPort, env);
+  const peerExited = peer && new Promise((resolve) => peer.once("exit", resolve));
   const sockets: Socket[] = [];
   try {
     const url = `http://127.0.0.1:${port}`;
     const ack = (socket: Socket, event: string, arg: unknown) =>
       socket.timeout(120_000).emitWithAck(event, arg);
     let received = 0;
+    let onReceived: (() => void) | undefined;
     for (let i = 0; i < 5; i++) {
       const member = await connect(url, server);
       sockets.push(member);
       await ack(member, "join", "bench:0");
-      member.on("m", () => received++);
+      member.on("m", () => {
+        received++;
+        onReceived?.();
+      });
     }
-    const publisher = await connect(url, server);
+    const publisher = await connect(peer ? `http://127.0.0.1:${peerPort}` : url, peer ?? server);
     sockets.push(publisher);
     const data = { p: 0, s: 0, pad: "x".repeat(60), seq: 0 };
     for (let i = 0; i < publishes; i++) {
       data.seq = i;
       data.s = Date.now();
       await ack(publisher, "publish", { room: "bench:0", event: "m", data });
+      if (peer)
+        await delivered(
+          () => received >= 5 * (i + 1),
+          (f) => (onReceived = f),
+        );
     }
     const deadline = Date.now() + 120_000;
     while (received < 5 * publishes && Date.now() < deadline) await sleep(50);
@@ -135,13 +222,36 @@ async function measure(target: string, publishes: number): Promise<Run> {
   } finally {
     for (const socket of sockets) socket.close();
     server.kill("SIGTERM");
+    peer?.kill("SIGTERM");
     await exited;
-    await redis.stop();
+    await peerExited;
+    if (redis) await redis.stop();
+    else await deleteExchange(broker, exchange);
   }
   const totals = /^totals: (\d+)/m.exec(readFileSync(out, "utf8"));
+  // INSTRUCTIONS_KEEP_DIR=dir keeps each run's callgrind file there, for callgrind_annotate.
+  const keep = process.env.INSTRUCTIONS_KEEP_DIR;
+  if (keep) copyFileSync(out, join(keep, `${target.replace(/[^\w.-]+/g, "_")}-${publishes}.out`));
   rmSync(out, { force: true });
   if (!totals) throw new Error(`${target}: no callgrind totals`);
   return { target, publishes, instructions: Number(totals[1]), ...collections };
+}
+
+/** Resolves once `done()` holds, checked at each delivery; bounded to 2 minutes. */
+function delivered(done: () => boolean, listen: (f: (() => void) | undefined) => void) {
+  if (done()) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      listen(undefined);
+      reject(new Error("a broadcast was not delivered within 2 minutes"));
+    }, 120_000);
+    listen(() => {
+      if (!done()) return;
+      clearTimeout(timer);
+      listen(undefined);
+      resolve();
+    });
+  });
 }
 
 async function main() {
