@@ -307,6 +307,11 @@ export class AmqpAdapter extends ClusterAdapterWithHeartbeat {
       this.transport.dropped("unroutable", err, { type: message.type, nsp: this.nsp.name });
       return Promise.resolve();
     }
+    // One key is the common case (a broadcast to one room): no array of promises to wait for.
+    if (routed.length === 1) {
+      const only = routed[0] as Routed;
+      return this.transport.publish(only.key, only.message);
+    }
     return Promise.all(routed.map((r) => this.transport.publish(r.key, r.message))).then(
       () => undefined,
     );

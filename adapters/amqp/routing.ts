@@ -108,7 +108,10 @@ export interface Routed {
  * whose room it is in), and a node binding several of the rooms applies the
  * operation once per socket. Copies from one channel reach a queue in order.
  */
-export function route(message: WireMessage): Routed[] {
+export function route(
+  message: WireMessage,
+  keyOf: (nsp: string, room: Room) => string = roomKey,
+): Routed[] {
   const nsp = message.nsp;
   const opts = roomScopedOptions(message);
   if (
@@ -120,7 +123,7 @@ export function route(message: WireMessage): Routed[] {
     return [{ key: allKey(nsp), message }];
   }
   if (opts.rooms.length === 1) {
-    return [{ key: roomKey(nsp, opts.rooms[0] as Room), message }];
+    return [{ key: keyOf(nsp, opts.rooms[0] as Room), message }];
   }
   const rooms = [...new Set(opts.rooms)];
   return rooms.map((room, i) => {
@@ -129,7 +132,7 @@ export function route(message: WireMessage): Routed[] {
       rooms: [room],
       except: [...opts.except, ...rooms.slice(0, i)],
     });
-    return { key: roomKey(nsp, room), message: copy };
+    return { key: keyOf(nsp, room), message: copy };
   });
 }
 
@@ -164,19 +167,51 @@ function withOptions(message: WireMessage, opts: WireBroadcastOptions): WireMess
 export const JOIN_GRACE_MS = 3_000;
 const MAX_TRACKED_JOINS = 10_000;
 
-/** `route()` plus the per-publisher memory of recent joins (see JOIN_GRACE_MS). */
+/** Routing keys remembered per publisher; past this many, the memory starts over. */
+const MAX_CACHED_KEYS = 1_000;
+
+/**
+ * `route()` plus the per-publisher memory of recent joins (see JOIN_GRACE_MS), and of the
+ * routing keys of the rooms it publishes to: a room's key escapes the room name character by
+ * character (`encodeWord`), which showed in the publishing gateway's instruction counts, while a
+ * gateway publishes to the same few rooms over and over.
+ */
 export class Router {
   private readonly recentJoins = new Map<string, number>(); // nsp\0room -> expiry, in expiry order
+  private readonly keys = new Map<string, Map<Room, string>>(); // nsp -> room -> key
+  private cachedKeys = 0;
+  private readonly keyOf = (nsp: string, room: Room): string => {
+    let byRoom = this.keys.get(nsp);
+    const cached = byRoom?.get(room);
+    if (cached !== undefined) return cached;
+    const key = roomKey(nsp, room);
+    if (this.cachedKeys >= MAX_CACHED_KEYS) {
+      this.keys.clear();
+      this.cachedKeys = 0;
+      byRoom = undefined;
+    }
+    if (!byRoom) {
+      byRoom = new Map();
+      this.keys.set(nsp, byRoom);
+    }
+    byRoom.set(room, key);
+    this.cachedKeys++;
+    return key;
+  };
 
   route(message: WireMessage, now = Date.now()): Routed[] {
     const opts = roomScopedOptions(message);
-    if (opts?.rooms.some((room) => this.joinedRecently(message.nsp, room, now))) {
+    if (
+      opts &&
+      this.recentJoins.size > 0 &&
+      opts.rooms.some((room) => this.joinedRecently(message.nsp, room, now))
+    ) {
       return [{ key: allKey(message.nsp), message }];
     }
     if (message.type === MessageType.SOCKETS_JOIN) {
       for (const room of message.data.rooms) this.remember(message.nsp, room, now);
     }
-    return route(message);
+    return route(message, this.keyOf);
   }
 
   private joinedRecently(nsp: string, room: Room, now: number): boolean {
