@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import type { Channel } from "amqplib";
 import type { AmqpLogger } from "./options.js";
+import { publishFrameWriter } from "./publish-frames.js";
 
 interface Waiting {
   key: string;
@@ -76,6 +77,8 @@ export class Outbox {
   private blocked = false;
   private waiting: Waiting[] = [];
   private flushMux: (() => void) | undefined;
+  /** Builds a publish's frames without amqplib's per-message steps (see publish-frames.ts). */
+  private writeFrames: ReturnType<typeof publishFrameWriter>;
 
   constructor(
     private readonly opts: {
@@ -91,6 +94,7 @@ export class Outbox {
   open(channel: Channel): void {
     this.channel = channel;
     this.flushMux = muxFlusher(channel);
+    this.writeFrames = publishFrameWriter(channel, this.opts.exchange);
     this.everOpen = true;
     this.blocked = false;
     // amqplib emits 'drain' from inside its writer (the mux reads the channel's queue, the
@@ -112,6 +116,7 @@ export class Outbox {
   lost(): void {
     this.channel = undefined;
     this.flushMux = undefined;
+    this.writeFrames = undefined;
     this.blocked = false;
     this.dropWaiting();
   }
@@ -168,14 +173,19 @@ export class Outbox {
   close(): void {
     this.channel = undefined;
     this.flushMux = undefined;
+    this.writeFrames = undefined;
     this.dropWaiting();
   }
 
   private write(channel: Channel, key: string, frame: Buffer, appId: string | undefined): void {
     try {
       // false: amqplib buffered the frame but asks us to pause until 'drain'.
-      const options = appId === undefined ? undefined : { appId };
-      if (!channel.publish(this.opts.exchange, key, frame, options)) this.blocked = true;
+      let written = this.writeFrames?.(key, frame, appId);
+      if (written === undefined) {
+        const options = appId === undefined ? undefined : { appId };
+        written = channel.publish(this.opts.exchange, key, frame, options);
+      }
+      if (!written) this.blocked = true;
       this.counters.published++;
       if (this.flushMux) this.writeNow();
     } catch (err) {
