@@ -180,14 +180,14 @@ export class Outbox {
   private write(channel: Channel, key: string, frame: Buffer, appId: string | undefined): void {
     try {
       // false: amqplib buffered the frame but asks us to pause until 'drain'.
-      let written = this.writeFrames?.(key, frame, appId);
+      const written = this.writeFrames?.(key, frame, appId);
       if (written === undefined) {
         const options = appId === undefined ? undefined : { appId };
-        written = channel.publish(this.opts.exchange, key, frame, options);
-      }
-      if (!written) this.blocked = true;
+        if (!channel.publish(this.opts.exchange, key, frame, options)) this.blocked = true;
+      } else if (written === "full") this.blocked = true;
       this.counters.published++;
-      if (this.flushMux) this.writeNow();
+      // Frames written to the socket already need no early flush of the channel's queue.
+      if (this.flushMux && written !== "sent") this.writeNow();
     } catch (err) {
       this.counters.dropped++;
       this.opts.logger.warn({ err, key }, "amqp publish failed, dropped");

@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import type { Channel } from "amqplib";
 
 /**
@@ -18,11 +19,19 @@ import type { Channel } from "amqplib";
  * encoders. Returns undefined where the internals are not found; `write` returns undefined for a
  * message it does not take (a body that needs more than one frame, a name over 255 bytes, a
  * channel amqplib has closed or is closing): the caller then publishes through amqplib.
+ *
+ * When the channel's queue is empty and amqplib's mux may write (`muxer.blocked` is false: the
+ * socket did not ask to wait for 'drain'), the Buffer goes to the socket at once, as amqplib's
+ * mux would write it (and as amqplib writes its heartbeats): nothing of this channel is ahead of
+ * it, so its order holds, and frames of other channels are whole frames either way. That skips,
+ * per publish, the queue's stream write and read, its 'readable' event and amqplib's
+ * `setImmediate` that follows it. A socket that says "wait" blocks the mux as amqplib's own write
+ * does; later publishes then queue behind, and the queue's back-pressure is amqplib's.
  */
 export function publishFrameWriter(
   channel: Channel,
   exchange: string,
-): ((key: string, body: Buffer, appId: string | undefined) => boolean | undefined) | undefined {
+): ((key: string, body: Buffer, appId: string | undefined) => Written | undefined) | undefined {
   const internals = channel as unknown as {
     ch?: unknown;
     connection?: Connection;
@@ -44,6 +53,16 @@ export function publishFrameWriter(
     return undefined;
   const queue = (entries[ch] as { buffer?: WriteQueue } | null | undefined)?.buffer;
   if (!queue || typeof queue.write !== "function") return undefined;
+  const muxer = connection.muxer;
+  const out = muxer?.out;
+  const direct =
+    muxer &&
+    typeof muxer.blocked === "boolean" &&
+    out instanceof Writable &&
+    typeof queue.readableLength === "number" &&
+    typeof queue.writableLength === "number"
+      ? { muxer, out }
+      : undefined;
   const exchangeBytes = Buffer.byteLength(exchange);
   if (exchangeBytes > 255) return undefined;
 
@@ -121,11 +140,28 @@ export function publishFrameWriter(
     at += body.copy(all, at);
     all.writeUInt8(FRAME_END, at);
     connection.sentSinceLastCheck = true;
-    return queue.write(all);
+    if (
+      direct &&
+      !direct.muxer.blocked &&
+      queue.readableLength === 0 &&
+      queue.writableLength === 0 &&
+      !direct.out.destroyed
+    ) {
+      if (!direct.out.write(all)) direct.muxer.blocked = true;
+      return "sent";
+    }
+    return queue.write(all) ? "queued" : "full";
   };
 }
 
+/**
+ * Where a publish went: on the socket ("sent"), or into the channel's queue, for amqplib's mux to
+ * write ("queued"), which also asked to pause until the channel's 'drain' ("full").
+ */
+export type Written = "sent" | "queued" | "full";
+
 interface Connection {
+  muxer?: { blocked?: unknown; out?: unknown };
   channels?: unknown;
   frameMax?: unknown;
   sendMessage?: unknown;
@@ -134,6 +170,8 @@ interface Connection {
 
 interface WriteQueue {
   write(chunk: Buffer): boolean;
+  readableLength?: unknown;
+  writableLength?: unknown;
 }
 
 const FRAME_METHOD = 1;

@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { PassThrough, Writable } from "node:stream";
 import type { Channel } from "amqplib";
 import { describe, expect, it } from "vitest";
 import { publishFrameWriter } from "../../adapters/amqp/publish-frames.js";
@@ -68,7 +69,7 @@ describe("amqp publish frames: the bytes amqplib would write", () => {
   it("a publish with an app-id is amqplib's publish, byte for byte, without the empty headers table", () => {
     const { channel, connection, written } = fakeChannel();
     const write = publishFrameWriter(channel as unknown as Channel, "socket.io");
-    expect(write?.("r.~2F.chat:1", body, "0123456789abcdef")).toBe(true);
+    expect(write?.("r.~2F.chat:1", body, "0123456789abcdef")).toBe("queued");
     expect(written).toHaveLength(1);
     expect(written[0]).toEqual(amqplibBytes("socket.io", "r.~2F.chat:1", body, "0123456789abcdef"));
     expect(connection.sentSinceLastCheck).toBe(true);
@@ -103,10 +104,33 @@ describe("amqp publish frames: the bytes amqplib would write", () => {
     const { channel, written } = fakeChannel(64);
     const write = publishFrameWriter(channel as unknown as Channel, "socket.io");
     expect(write?.("k", Buffer.alloc(57), undefined)).toBeUndefined();
-    expect(write?.("k", Buffer.alloc(56), undefined)).toBe(true);
+    expect(write?.("k", Buffer.alloc(56), undefined)).toBe("queued");
     channel.sendMessage = () => {}; // what amqplib's invalidateSend does on close
     expect(write?.("k", body, undefined)).toBeUndefined();
     expect(written).toHaveLength(1);
+  });
+
+  it("goes to the socket at once while nothing of the channel is queued and the mux may write", () => {
+    const { channel, connection, written } = fakeChannel();
+    const socket: Buffer[] = [];
+    let full = false;
+    const out = new Writable({ write: (_chunk, _encoding, done) => done() });
+    out.write = (chunk: Buffer) => socket.push(chunk) > 0 && !full;
+    const queue = new PassThrough({ objectMode: true });
+    queue.write = (chunk: Buffer) => written.push(chunk) > 0;
+    const muxer = { blocked: false, out };
+    Object.assign(connection, { muxer, channels: [null, null, { buffer: queue }] });
+    const write = publishFrameWriter(channel as unknown as Channel, "socket.io");
+    expect(write?.("k", body, "a")).toBe("sent");
+    expect(socket[0]).toEqual(amqplibBytes("socket.io", "k", body, "a"));
+    full = true; // the socket asks to wait: the mux is blocked as amqplib's own write would
+    expect(write?.("k", body, "a")).toBe("sent");
+    expect(muxer.blocked).toBe(true);
+    expect(write?.("k", body, "a")).toBe("queued"); // behind, for amqplib's mux after 'drain'
+    muxer.blocked = false;
+    queue.push(Buffer.from([1])); // something of the channel still queued: behind it
+    expect(write?.("k", body, "a")).toBe("queued");
+    expect([socket.length, written.length]).toEqual([2, 2]);
   });
 
   it("is not used where amqplib's internals are not found", () => {
