@@ -166,8 +166,12 @@ export function createClusterPrimary(
 
 export async function runClusterPrimary(config: Config): Promise<void> {
   const primary = createClusterPrimary(config);
-  for (let i = 0; i < config.workers; i++) primary.fork();
+  // The port first: when it cannot be had, the primary stops with one line naming HOST and PORT
+  // before any worker exists (a worker still starting would fail on its IPC channel when the
+  // primary exits). Connections accepted before the workers are ready wait in them
+  // (early-connections.ts): the forks below run before any connection event can.
   await primary.listen();
+  for (let i = 0; i < config.workers; i++) primary.fork();
   primary.logger.info(
     {
       port: config.port,

@@ -154,12 +154,9 @@ describe("MAX_CONNECTIONS_PER_IP on switchboard cluster (2 workers) under concur
       });
       // Every other handshake was refused as over the limit, none admitted and closed after.
       expect((await refusals()) - refusedBefore).toBe(WAVE - LIMIT);
-      // The slots are held by both workers, not one (the primary spreads handshakes).
-      const connected = sockets.filter((socket) => socket.connected);
-      const workers = new Set(
-        await Promise.all(connected.map(async (s) => (await whoami(s)).gateway)),
-      );
-      expect(workers.size).toBe(2);
+      // Which worker got which of the 4 slots is a race between the workers' requests (all 4 on
+      // one worker happens on a busy machine); that the limit holds across workers is proven
+      // deterministically in cluster-edge.test.ts (connections alternate over the workers).
       // All disconnect: the next round gets every slot again.
       for (const socket of sockets.splice(0)) socket.disconnect();
       await waitFor(async () => (await serverConnections()) === 0, {
