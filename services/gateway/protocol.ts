@@ -262,8 +262,8 @@ const NUMBER_CHARS = 25;
  * deeper than `maxDepth` (a cyclic value too: its walk reaches the bound), OVER_BUDGET as soon as
  * an upper bound of its JSON size in UTF-8 bytes passes `budget` (the walk stops there: the
  * caller checks depth and exact size the slow way), else that bound. Bounds: a string 6 bytes per UTF-16 unit (`\u` escapes) plus its quotes, a
- * number 25, punctuation counted in full. Recursion is as deep as `maxDepth` at most. Typed
- * arrays and Buffers (binary attachments) are leaves sized by JSON.stringify's caller.
+ * number 25, punctuation counted in full, binary its byte length (exact). Recursion is as deep
+ * as `maxDepth` at most.
  */
 export function jsonSizeBound(value: unknown, maxDepth: number, budget: number): number {
   switch (typeof value) {
@@ -279,7 +279,11 @@ export function jsonSizeBound(value: unknown, maxDepth: number, budget: number):
   }
   if (value === null) return 4;
   if (maxDepth === 0) return TOO_DEEP;
-  if (ArrayBuffer.isView(value)) return OVER_BUDGET;
+  // Binary (Socket.IO attachments: a Buffer, a typed array, an ArrayBuffer) travels as bytes,
+  // not as JSON: it counts its byte length.
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    return value.byteLength > budget ? OVER_BUDGET : value.byteLength;
+  }
   let size = 2;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
@@ -307,8 +311,20 @@ export function jsonSizeBound(value: unknown, maxDepth: number, budget: number):
  * `jsonSizeBound`'s upper bound passed the limit (its string shortcut has been tried there).
  */
 function fitsJson(value: unknown, limit: number): boolean {
+  // Binary counts its bytes, as in jsonSizeBound: written as `0` here (toJSON would make a Buffer
+  // `{"type":"Buffer","data":[…]}`, ≈ 3.5 bytes a byte), its other bytes added. The replacer sees
+  // the value before toJSON as `this[key]`.
+  let binary = 0;
+  function replacer(this: Record<string, unknown>, key: string, json: unknown): unknown {
+    const raw = this[key];
+    if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) {
+      binary += raw.byteLength - 1;
+      return 0;
+    }
+    return json;
+  }
   try {
-    return Buffer.byteLength(JSON.stringify(value) ?? "null") <= limit;
+    return Buffer.byteLength(JSON.stringify(value, replacer) ?? "null") + binary <= limit;
   } catch {
     // Circular or BigInt values cannot come from a client packet; treat them as too large.
     return false;

@@ -74,6 +74,35 @@ describe("client protocol acks", () => {
     });
   });
 
+  it("binary data counts its bytes against MAX_PUBLISH_BYTES and arrives as binary", async () => {
+    const { url } = await gatewayWith();
+    const [sender, member] = await Promise.all([connectClient(url), connectClient(url)]);
+    for (const socket of [sender, member])
+      expect(await request(socket, "join", "chat:b")).toEqual({ ok: true });
+    const got = collect<{ name: string; file: Buffer }>(member, "file");
+    // 16,300 bytes of binary and a name: under 16 KiB as bytes, ≈ 57 KB as a Buffer's JSON.
+    const file = Buffer.alloc(16_300, 0xab);
+    expect(
+      await request(sender, "publish", {
+        room: "chat:b",
+        event: "file",
+        data: { name: "f", file },
+      }),
+    ).toEqual({ ok: true });
+    await waitFor(() => got.length === 1, { message: "binary delivery" });
+    expect(got[0]?.name).toBe("f");
+    expect(Buffer.from(got[0]?.file ?? []).equals(file)).toBe(true);
+    // Exactly the limit, then one byte over: {"name":"f","file":} is 20 bytes.
+    const exact = { name: "f", file: Buffer.alloc(16 * 1024 - 20, 1) };
+    expect(
+      await request(sender, "publish", { room: "chat:b", event: "file", data: exact }),
+    ).toEqual({ ok: true });
+    const over = { name: "f", file: Buffer.alloc(16 * 1024 - 19, 1) };
+    expect(await request(sender, "publish", { room: "chat:b", event: "file", data: over })).toEqual(
+      { error: "payload_too_large" },
+    );
+  });
+
   it("a payload over MAX_PUBLISH_BYTES is refused, whatever its numbers are", async () => {
     const { url } = await gatewayWith();
     const client = await connectClient(url);
@@ -202,6 +231,16 @@ describe("the size and depth check of a publish's data", () => {
       expect(bound).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(value)));
     },
   );
+
+  it("sizes binary leaves by their bytes, exactly", () => {
+    expect(jsonSizeBound(Buffer.alloc(100), 31, Number.POSITIVE_INFINITY)).toBe(100);
+    expect(jsonSizeBound(new Uint8Array(7).buffer, 31, Number.POSITIVE_INFINITY)).toBe(7);
+    // An upper bound around it (the key's 6 bytes per character), the binary part exact.
+    const inObject = jsonSizeBound({ b: Buffer.alloc(10) }, 31, Number.POSITIVE_INFINITY);
+    expect(inObject).toBeGreaterThanOrEqual('{"b":}'.length + 10);
+    expect(inObject).toBeLessThan(100);
+    expect(jsonSizeBound(Buffer.alloc(101), 31, 100)).toBeLessThan(0);
+  });
 
   it("data whose JSON is one byte over the budget is never under it, numbers of every length included", () => {
     const values: unknown[] = [
