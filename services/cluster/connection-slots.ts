@@ -1,6 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { ErrorCode, SwitchboardError } from "../../core/errors.js";
-import type { ConnectionSlots } from "../gateway/admission.js";
+import { withTimeout } from "../../core/retry.js";
+import { type ConnectionSlots, SlotTable } from "../gateway/admission.js";
 
 /**
  * MAX_CONNECTIONS_PER_IP for the whole `switchboard cluster` port. Each worker derives the client
@@ -44,56 +45,6 @@ function isSlotRequest(message: unknown): message is SlotRequest {
 function isSlotAnswer(message: unknown): message is SlotAnswer {
   const m = message as Partial<SlotAnswer> | null;
   return m?.type === ANSWER && typeof m.id === "number" && typeof m.granted === "boolean";
-}
-
-/** The primary's table: slots taken per address, and by which worker (freed when it exits). */
-export class SlotTable<Owner> {
-  private readonly totals = new Map<string, number>();
-  private readonly byOwner = new Map<Owner, Map<string, number>>();
-
-  constructor(private readonly max: number) {}
-
-  /** Takes a slot of `address` for `owner` if one is free. */
-  reserve(owner: Owner, address: string): boolean {
-    const total = this.totals.get(address) ?? 0;
-    if (total >= this.max) return false;
-    this.totals.set(address, total + 1);
-    let held = this.byOwner.get(owner);
-    if (!held) {
-      held = new Map();
-      this.byOwner.set(owner, held);
-    }
-    held.set(address, (held.get(address) ?? 0) + 1);
-    return true;
-  }
-
-  /** Gives back one of `owner`'s slots of `address`; one it does not hold is ignored. */
-  release(owner: Owner, address: string): void {
-    const held = this.byOwner.get(owner);
-    const count = held?.get(address) ?? 0;
-    if (!held || count === 0) return;
-    if (count > 1) held.set(address, count - 1);
-    else held.delete(address);
-    this.drop(address, 1);
-  }
-
-  /** Frees every slot `owner` holds. */
-  releaseAll(owner: Owner): void {
-    const held = this.byOwner.get(owner);
-    this.byOwner.delete(owner);
-    for (const [address, count] of held ?? []) this.drop(address, count);
-  }
-
-  /** Slots of `address` taken, by every owner. */
-  taken(address: string): number {
-    return this.totals.get(address) ?? 0;
-  }
-
-  private drop(address: string, count: number): void {
-    const left = (this.totals.get(address) ?? 0) - count;
-    if (left > 0) this.totals.set(address, left);
-    else this.totals.delete(address);
-  }
 }
 
 /** In the primary: answers its workers' slot requests; a worker that exits frees its slots. */
@@ -143,31 +94,25 @@ export function primarySlots(
     if (message.granted && address !== undefined) send({ type: RELEASE, address });
   });
   return {
-    reserve: (address) =>
-      new Promise<boolean>((resolve, reject) => {
-        const id = nextId++;
-        if (!send({ type: RESERVE, address, id })) {
-          return reject(
-            new SwitchboardError(ErrorCode.CLOSED, "no IPC channel to the cluster primary"),
-          );
-        }
-        const timer = setTimeout(() => {
-          pending.delete(id);
-          givenUp.set(id, address);
-          if (givenUp.size > MAX_GIVEN_UP) givenUp.delete(givenUp.keys().next().value as number);
-          reject(
-            new SwitchboardError(
-              ErrorCode.REQUEST_TIMEOUT,
-              `the cluster primary did not answer a connection slot request in ${answerTimeoutMs} ms`,
-              { details: { answerTimeoutMs } },
-            ),
-          );
-        }, answerTimeoutMs);
-        pending.set(id, (granted) => {
-          clearTimeout(timer);
-          resolve(granted);
-        });
-      }),
+    reserve: (address) => {
+      const id = nextId++;
+      if (!send({ type: RESERVE, address, id })) {
+        return Promise.reject(
+          new SwitchboardError(ErrorCode.CLOSED, "no IPC channel to the cluster primary"),
+        );
+      }
+      const answer = new Promise<boolean>((resolve) => pending.set(id, resolve));
+      return withTimeout(answer, answerTimeoutMs, () => {
+        pending.delete(id);
+        givenUp.set(id, address);
+        if (givenUp.size > MAX_GIVEN_UP) givenUp.delete(givenUp.keys().next().value as number);
+        return new SwitchboardError(
+          ErrorCode.REQUEST_TIMEOUT,
+          `the cluster primary did not answer a connection slot request in ${answerTimeoutMs} ms`,
+          { details: { answerTimeoutMs } },
+        );
+      });
+    },
     release: (address) => void send({ type: RELEASE, address }),
   };
 }

@@ -41,21 +41,65 @@ export interface ConnectionSlots {
   release(address: string): void;
 }
 
+/**
+ * Slots taken per address, and by which owner: one owner in a gateway of its own (`localSlots`),
+ * a worker each in a cluster primary's table (freed when it exits).
+ */
+export class SlotTable<Owner> {
+  private readonly totals = new Map<string, number>();
+  private readonly byOwner = new Map<Owner, Map<string, number>>();
+
+  constructor(private readonly max: number) {}
+
+  /** Takes a slot of `address` for `owner` if one is free. */
+  reserve(owner: Owner, address: string): boolean {
+    const total = this.totals.get(address) ?? 0;
+    if (total >= this.max) return false;
+    this.totals.set(address, total + 1);
+    let held = this.byOwner.get(owner);
+    if (!held) {
+      held = new Map();
+      this.byOwner.set(owner, held);
+    }
+    held.set(address, (held.get(address) ?? 0) + 1);
+    return true;
+  }
+
+  /** Gives back one of `owner`'s slots of `address`; one it does not hold is ignored. */
+  release(owner: Owner, address: string): void {
+    const held = this.byOwner.get(owner);
+    const count = held?.get(address) ?? 0;
+    if (!held || count === 0) return;
+    if (count > 1) held.set(address, count - 1);
+    else held.delete(address);
+    this.drop(address, 1);
+  }
+
+  /** Frees every slot `owner` holds. */
+  releaseAll(owner: Owner): void {
+    const held = this.byOwner.get(owner);
+    this.byOwner.delete(owner);
+    for (const [address, count] of held ?? []) this.drop(address, count);
+  }
+
+  /** Slots of `address` taken, by every owner. */
+  taken(address: string): number {
+    return this.totals.get(address) ?? 0;
+  }
+
+  private drop(address: string, count: number): void {
+    const left = (this.totals.get(address) ?? 0) - count;
+    if (left > 0) this.totals.set(address, left);
+    else this.totals.delete(address);
+  }
+}
+
 /** Slots kept by this process alone. */
 export function localSlots(max: number): ConnectionSlots {
-  const taken = new Map<string, number>();
+  const table = new SlotTable<null>(max);
   return {
-    reserve(address) {
-      const count = taken.get(address) ?? 0;
-      if (count >= max) return false;
-      taken.set(address, count + 1);
-      return true;
-    },
-    release(address) {
-      const left = (taken.get(address) ?? 0) - 1;
-      if (left > 0) taken.set(address, left);
-      else taken.delete(address);
-    },
+    reserve: (address) => table.reserve(null, address),
+    release: (address) => table.release(null, address),
   };
 }
 

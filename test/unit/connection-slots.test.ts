@@ -2,12 +2,12 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { describe, expect, it, vi } from "vitest";
 import { ErrorCode } from "../../core/errors.js";
+import { type PrimaryChannel, primarySlots } from "../../services/cluster/connection-slots.js";
 import {
-  type PrimaryChannel,
-  primarySlots,
+  type ConnectionSlots,
+  createAdmission,
   SlotTable,
-} from "../../services/cluster/connection-slots.js";
-import { type ConnectionSlots, createAdmission } from "../../services/gateway/admission.js";
+} from "../../services/gateway/admission.js";
 import { trustedProxies } from "../../services/gateway/client-address.js";
 import type { Logger } from "../../services/gateway/logger.js";
 
