@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Server } from "node:net";
 import { backoffDelay } from "../../core/retry.js";
-import { type Config, configError, listenError } from "../gateway/config.js";
+import { type Config, configError, listenOn } from "../gateway/config.js";
 import { createLogger, type Logger } from "../gateway/logger.js";
 import { exitOnSignals, isIpcMessage, READY_MESSAGE, SHUTDOWN_MESSAGE } from "../lifecycle.js";
 import { keepSlotsForWorkers } from "./connection-slots.js";
@@ -135,15 +135,7 @@ export function createClusterPrimary(
     server,
     fork: () => fork(nextIndex++),
     workers: () => [...alive.values()],
-    listen: () =>
-      new Promise<void>((resolve, reject) => {
-        const failed = (err: unknown) => reject(listenError(err, config.host, config.port));
-        server.once("error", failed);
-        server.listen(config.port, config.host, () => {
-          server.off("error", failed);
-          resolve();
-        });
-      }),
+    listen: () => listenOn(server, config.host, config.port).then(() => undefined),
     async stop() {
       stopping = true;
       // Workers drain (their /readyz says 503 through this primary's port), then exit.

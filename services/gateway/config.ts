@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { type AddressInfo, isIP, type Server as NetServer } from "node:net";
 import { availableParallelism } from "node:os";
 import * as z from "zod";
 import { BACKPLANES } from "../../adapters/backplane.js";
@@ -398,7 +398,7 @@ const KNOWN: ReadonlySet<string> = new Set(VARIABLES);
  * address not on this machine, a name that does not resolve): one line naming both, instead of
  * a stack trace.
  */
-export function listenError(err: unknown, host: string, port: number): SwitchboardError {
+function listenError(err: unknown, host: string, port: number): SwitchboardError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const why =
     code === "EADDRINUSE"
@@ -413,6 +413,21 @@ export function listenError(err: unknown, host: string, port: number): Switchboa
   return configError([
     `cannot listen on HOST ${JSON.stringify(host)} PORT ${port}: ${why}${code ? ` (${code})` : ""}`,
   ]);
+}
+
+/**
+ * Listens on HOST:PORT; resolves with the port bound (PORT=0: one the system chose), rejects with
+ * `listenError`'s one line naming both.
+ */
+export function listenOn(server: NetServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: unknown) => reject(listenError(err, host, port));
+    server.once("error", failed);
+    server.listen(port, host, () => {
+      server.off("error", failed);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
 }
 
 /** SWB_ERR_INVALID_CONFIG for `problems`, one line each, each naming its variable. */

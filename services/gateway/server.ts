@@ -14,7 +14,7 @@ import type { Backplane } from "../../adapters/backplane.js";
 import { type ConnectionSlots, createAdmission } from "./admission.js";
 import { type Authenticator, devAuthenticator } from "./auth.js";
 import { trustedProxies } from "./client-address.js";
-import { type Config, listenError } from "./config.js";
+import { type Config, listenOn } from "./config.js";
 import { guardConnectPackets } from "./connection-guard.js";
 import { createFastDelivery, registerFastDeliveryMetric } from "./fast-delivery.js";
 import { createHandshake } from "./handshake.js";
@@ -221,15 +221,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onShutdown: (task) => shutdownTasks.push(task),
     onClientPublish: (listener) => publishListeners.push(listener),
     readiness,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        const failed = (err: unknown) => reject(listenError(err, config.host, config.port));
-        httpServer.once("error", failed);
-        httpServer.listen(config.port, config.host, () => {
-          httpServer.off("error", failed);
-          resolve((httpServer.address() as AddressInfo).port);
-        });
-      }),
+    listen: () => listenOn(httpServer, config.host, config.port),
     shutdown: () => {
       shutdownPromise ??= shutdown();
       return shutdownPromise;
